@@ -1,0 +1,497 @@
+/*
+ * worker: the shared consume/handle/commit loop. See worker.h.
+ * Single-threaded; the only global state is the stop flag.
+ */
+#include "worker.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "json.h"
+#include "kafka.h"
+#include "log.h"
+#include "metrics.h"
+#include "msg.h"
+#include "pg.h"
+
+static volatile sig_atomic_t stop_flag = 0;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+bool worker_stopping(void) { return stop_flag != 0; }
+
+const char *worker_topic(const struct deps *d, const char *logical, char *buf, size_t cap)
+{
+    return cfg_topic(d->cfg, logical, buf, cap);
+}
+
+bool worker_sleep_ms(long ms)
+{
+    while (ms > 0 && !stop_flag) {
+        long step = ms > 100 ? 100 : ms;
+        struct timespec ts = {0, step * 1000000L};
+        nanosleep(&ts, NULL);
+        ms -= step;
+    }
+    return !stop_flag;
+}
+
+void worker_fault_point(const char *point)
+{
+    const char *f = getenv("SFBRIDGE_FAULT");
+    if (f && strcmp(f, point) == 0) {
+        log_warn("fault point %s reached: killing this process", point);
+        kill(getpid(), SIGKILL);
+    }
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct json_object *worker_event_new(const struct job *job)
+{
+    char id[40], ts[40];
+    json_uuid4(id, sizeof id);
+    json_now_rfc3339(ts, sizeof ts);
+    struct json_object *ev = json_object_new_object();
+    json_add_str(ev, "message_id", id);
+    json_add_str(ev, "request_id", job->message_id);
+    json_add_str(ev, "org_id", job->org_id);
+    if (job->connection_id)
+        json_add_str(ev, "connection_id", job->connection_id);
+    json_add_str(ev, "created_at", ts);
+    return ev;
+}
+
+static struct json_object *error_obj(const struct err *e)
+{
+    struct json_object *eo = json_object_new_object();
+    json_add_str(eo, "code", err_public_code(e));
+    json_add_str(eo, "message", e->msg);
+    return eo;
+}
+
+struct json_object *worker_failure_event(const char *output_topic, const struct job *job, const struct err *e)
+{
+    struct json_object *ev = worker_event_new(job);
+    if (!strcmp(output_topic, "sync.completed")) {
+        json_add_str(ev, "status", "failed");
+        json_object_object_add(ev, "objects", json_object_new_object());
+        json_add_int(ev, "api_calls", 0);
+        json_add_int(ev, "duration_ms", now_ms() - job->received_ms);
+    } else if (!strcmp(output_topic, "record.written")) {
+        json_add_str(ev, "status", "failed");
+        struct json_object *results = json_object_new_array();
+        struct json_object *ops = json_get(job->msg, "operations");
+        size_t n = ops && json_object_is_type(ops, json_type_array) ? json_object_array_length(ops) : 0;
+        for (size_t i = 0; i < n; i++) {
+            struct json_object *op = json_object_array_get_idx(ops, i);
+            struct json_object *r = json_object_new_object();
+            json_add_str(r, "ref", json_get_str(op, "ref"));
+            json_add_str(r, "object", json_get_str(op, "object"));
+            json_add_str(r, "salesforce_id", NULL);
+            json_add_str(r, "platform_id", NULL);
+            json_add_str(r, "outcome", e->code == ERR_DELETE_NOT_SUPPORTED ? "refused" : "failed");
+            json_object_object_add(r, "error", error_obj(e));
+            json_object_array_add(results, r);
+        }
+        json_object_object_add(ev, "results", results);
+        json_add_int(ev, "api_calls", 0);
+    } else {
+        /* token.refreshed / connection.status */
+        json_add_str(ev, "status", e->code == ERR_CONNECTION_EXPIRED ? "expired" : "disabled");
+        json_add_str(ev, "reason", e->msg);
+        json_add_str(ev, "instance_url", NULL);
+    }
+    json_object_object_add(ev, "error", error_obj(e));
+    return ev;
+}
+
+bool worker_mark_processed(struct deps *d, struct job *job, const char *result_topic, struct json_object *event,
+                           struct err *e)
+{
+    const char *p[6] = {job->message_id, job->topic, job->org_id, job->connection_id, result_topic,
+                        event ? json_str(event) : NULL};
+    if (!pg_run(d->pg,
+                "INSERT INTO processed_messages (message_id, topic, org_id, connection_id, result_topic, result) "
+                "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
+                6, p, e))
+        return false;
+    job->marked = true;
+    return true;
+}
+
+bool worker_gate(struct deps *d, const struct job *job, bool need_connection, struct err *e)
+{
+    const char *p[1] = {job->org_id};
+    bool ok = false;
+    struct pg_res *r = pg_exec(d->pg, "SELECT salesforce_enabled FROM organizations WHERE org_id = $1", 1, p, e);
+    if (!r)
+        return false;
+    if (pg_res_rows(r) == 0) {
+        err_set(e, ERR_NOT_FOUND, false, "unknown org \"%s\"", job->org_id);
+        goto out;
+    }
+    if (strcmp(pg_res_get(r, 0, 0), "t") != 0) {
+        err_set(e, ERR_INTEGRATION_DISABLED, false,
+                "the Salesforce integration of org \"%s\" is not enabled; a platform admin must enable it",
+                job->org_id);
+        goto out;
+    }
+    pg_res_free(&r);
+    if (!need_connection) {
+        ok = true;
+        goto out;
+    }
+    if (!job->connection_id) {
+        err_set(e, ERR_INVALID_MESSAGE, false, "field \"connection_id\": required");
+        goto out;
+    }
+    const char *p2[1] = {job->connection_id};
+    r = pg_exec(d->pg, "SELECT org_id, status, COALESCE(status_reason, '') FROM connections WHERE connection_id = $1",
+                1, p2, e);
+    if (!r)
+        goto out;
+    if (pg_res_rows(r) == 0) {
+        err_set(e, ERR_NOT_FOUND, false, "unknown connection \"%s\"", job->connection_id);
+        goto out;
+    }
+    if (strcmp(pg_res_get(r, 0, 0), job->org_id) != 0) {
+        /* never reveal which org owns it */
+        err_set(e, ERR_FORBIDDEN, false, "connection \"%s\" does not belong to org \"%s\"", job->connection_id,
+                job->org_id);
+        goto out;
+    }
+    const char *status = pg_res_get(r, 0, 1);
+    if (!strcmp(status, "expired")) {
+        err_set(e, ERR_CONNECTION_EXPIRED, false,
+                "connection \"%s\" has expired (%s); the user must reconnect to Salesforce", job->connection_id,
+                pg_res_get(r, 0, 2));
+        goto out;
+    }
+    if (!strcmp(status, "disabled")) {
+        err_set(e, ERR_CONNECTION_DISABLED, false, "connection \"%s\" is disabled", job->connection_id);
+        goto out;
+    }
+    ok = true;
+out:
+    pg_res_free(&r);
+    return ok;
+}
+
+/* Look the message up in the inbox: true + *stored (caller frees) when already processed. */
+static bool inbox_lookup(struct deps *d, const char *message_id, char **topic, char **stored, struct err *e)
+{
+    *topic = *stored = NULL;
+    const char *p[1] = {message_id};
+    struct pg_res *r = pg_exec(d->pg, "SELECT result_topic, result::text FROM processed_messages WHERE message_id = $1",
+                               1, p, e);
+    if (!r)
+        return false;
+    bool found = pg_res_rows(r) == 1;
+    if (found) {
+        const char *t = pg_res_get(r, 0, 0), *s = pg_res_get(r, 0, 1);
+        *topic = t ? strdup(t) : NULL;
+        *stored = s ? strdup(s) : NULL;
+    }
+    pg_res_free(&r);
+    return found;
+}
+
+static void dead_letter(struct deps *d, const struct kafka_msg *m, const struct err *why)
+{
+    char dlq[300], part[16], off[24];
+    snprintf(dlq, sizeof dlq, "%s.dlq", m->topic);
+    snprintf(part, sizeof part, "%d", (int)m->partition);
+    snprintf(off, sizeof off, "%lld", (long long)m->offset);
+    struct kafka_header h[5] = {{"x-error-code", err_public_code(why)},
+                                {"x-error", why->msg},
+                                {"x-original-topic", m->topic},
+                                {"x-original-partition", part},
+                                {"x-original-offset", off}};
+    char key[256] = "";
+    if (m->key && m->key_len < sizeof key) {
+        memcpy(key, m->key, m->key_len);
+        key[m->key_len] = '\0';
+    }
+    long backoff = 200;
+    for (;;) {
+        struct err e = ERR_INIT;
+        if (kafka_produce(d->producer, dlq, key[0] ? key : NULL, m->payload, m->len, h, 5, 30000, &e))
+            break;
+        log_error("could not dead-letter message %s[%d]@%lld: %s; retrying", m->topic, (int)m->partition,
+                  (long long)m->offset, e.msg);
+        if (!worker_sleep_ms(backoff))
+            return;
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+    metrics_count("sfbridge_messages_dead_lettered_total", m->topic, 1);
+    log_warn("dead-lettered %s[%d]@%lld to %s: %s: %s", m->topic, (int)m->partition, (long long)m->offset, dlq,
+             err_public_code(why), why->msg);
+}
+
+/* Produce the output event (logical topic name), retrying until acknowledged or stopping. */
+static bool emit(struct deps *d, const char *logical, const char *key, const char *payload)
+{
+    char topic[256];
+    worker_topic(d, logical, topic, sizeof topic);
+    long backoff = 200;
+    for (;;) {
+        struct err e = ERR_INIT;
+        if (kafka_produce(d->producer, topic, key, payload, strlen(payload), NULL, 0, 30000, &e))
+            return true;
+        log_error("could not emit %s event: %s; retrying", topic, e.msg);
+        if (!worker_sleep_ms(backoff))
+            return false;
+        backoff = backoff * 2 > 10000 ? 10000 : backoff * 2;
+    }
+}
+
+static long jitter(long ms)
+{
+    return ms / 2 + (long)(random() % (ms / 2 + 1));
+}
+
+/* Handle one message to completion. Returns true when its offset may be stored. */
+static bool process(const struct worker_def *def, struct deps *d, const struct kafka_msg *m)
+{
+    struct err e = ERR_INIT;
+    struct json_object *doc = NULL, *event = NULL;
+    char *stored_topic = NULL, *stored = NULL;
+    bool done = false;
+    int64_t t0 = now_ms();
+
+    metrics_count("sfbridge_messages_consumed_total", m->topic, 1);
+    if (!msg_parse(def->input_topic, m->payload, m->len, &doc, &e)) {
+        dead_letter(d, m, &e);
+        metrics_count("sfbridge_messages_failed_total", m->topic, 1);
+        return !worker_stopping();
+    }
+
+    char key[128];
+    struct job job = {0};
+    job.topic = def->input_topic;
+    job.partition = m->partition;
+    job.offset = m->offset;
+    job.payload = m->payload;
+    job.len = m->len;
+    job.msg = doc;
+    job.message_id = json_get_str(doc, "message_id");
+    job.org_id = json_get_str(doc, "org_id");
+    job.connection_id = json_get_str(doc, "connection_id");
+    job.received_ms = t0;
+    snprintf(key, sizeof key, "%s", job.connection_id ? job.connection_id : job.org_id);
+
+    long backoff = 200;
+    for (int attempt = 1;; attempt++) {
+        err_clear(&e);
+        if (!pg_ensure(d->pg, &e))
+            goto retry;
+        if (inbox_lookup(d, job.message_id, &stored_topic, &stored, &e)) {
+            log_info("message %s was already processed; re-emitting its result", job.message_id);
+            done = !stored || emit(d, stored_topic ? stored_topic : def->output_topic, key, stored);
+            goto out;
+        }
+        if (err_is_set(&e))
+            goto retry;
+        if ((def->gate_org || def->gate_connection) && !worker_gate(d, &job, def->gate_connection, &e)) {
+            if (e.retriable)
+                goto retry;
+            goto permanent;
+        }
+        job.marked = false;
+        if (def->handle(&job, d, &event, &e)) {
+            if (!job.marked) {
+                /* handler did not record itself: record now (its effects are idempotent) */
+                struct err me = ERR_INIT;
+                if (!pg_begin(d->pg, &me) || !worker_mark_processed(d, &job, def->output_topic, event, &me) ||
+                    !pg_commit(d->pg, &me)) {
+                    pg_rollback(d->pg);
+                    json_object_put(event);
+                    event = NULL;
+                    e = me;
+                    goto retry;
+                }
+            }
+            worker_fault_point("after_commit");
+            done = emit(d, def->output_topic, key, json_str(event));
+            goto out;
+        }
+        if (pg_in_tx(d->pg))
+            pg_rollback(d->pg);
+        if (event) {
+            json_object_put(event);
+            event = NULL;
+        }
+        if (e.retriable)
+            goto retry;
+    permanent:
+        if (pg_in_tx(d->pg))
+            pg_rollback(d->pg);
+        log_warn("message %s on %s failed: %s: %s", job.message_id, m->topic, err_public_code(&e), e.msg);
+        metrics_count("sfbridge_messages_failed_total", m->topic, 1);
+        event = def->failure_event ? def->failure_event(&job, &e) : worker_failure_event(def->output_topic, &job, &e);
+        {
+            struct err me = ERR_INIT;
+            if (!pg_begin(d->pg, &me) || !worker_mark_processed(d, &job, def->output_topic, event, &me) ||
+                !pg_commit(d->pg, &me)) {
+                pg_rollback(d->pg);
+                json_object_put(event);
+                event = NULL;
+                e = me;
+                goto retry;
+            }
+        }
+        worker_fault_point("after_commit");
+        done = emit(d, def->output_topic, key, json_str(event));
+        goto out;
+    retry:
+        if (pg_in_tx(d->pg))
+            pg_rollback(d->pg);
+        log_warn("message %s: retriable failure (attempt %d): %s; retrying in about %ld ms", job.message_id, attempt,
+                 e.msg, backoff);
+        metrics_count("sfbridge_retries_total", m->topic, 1);
+        if (!worker_sleep_ms(jitter(backoff)))
+            goto out; /* stopping: leave the offset, the message will be redelivered */
+        long cap = d->cfg->max_retry_backoff_ms;
+        backoff = backoff * 2 > cap ? cap : backoff * 2;
+        free(stored_topic);
+        free(stored);
+        stored_topic = stored = NULL;
+    }
+out:
+    metrics_observe_ms("sfbridge_handler_duration_seconds", m->topic, now_ms() - t0);
+    free(stored_topic);
+    free(stored);
+    json_object_put(event);
+    json_object_put(doc);
+    return done;
+}
+
+static void usage(const struct worker_def *def)
+{
+    printf("usage: %s [--help]\n\n"
+           "Consumes %s, produces %s. Configuration comes from the environment\n"
+           "(see `sfbridge config`). Logs are JSON lines on stderr. SIGTERM drains and exits 0.\n",
+           def->name, def->input_topic, def->output_topic);
+}
+
+int worker_run(const struct worker_def *def, int argc, char **argv)
+{
+    struct cfg cfg;
+    struct deps d = {0};
+    struct kafka_consumer *consumer = NULL;
+    struct err e = ERR_INIT;
+    int rc = 1;
+    char group[256], client_id[300], host[128] = "host";
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(def);
+            return 0;
+        }
+        fprintf(stderr, "%s: unknown argument \"%s\" (try --help)\n", def->name, argv[i]);
+        return 64;
+    }
+    log_init(def->name, getenv("SFBRIDGE_LOG_LEVEL"));
+    cfg_load_or_exit(&cfg);
+    srandom((unsigned)(getpid() ^ time(NULL)));
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    d.cfg = &cfg;
+    d.worker_name = def->name;
+    if (!msg_init(&e)) {
+        log_error("cannot start: %s", e.msg);
+        return 70;
+    }
+    d.pg = pg_open(cfg.pg_dsn, 60000, &e);
+    if (!d.pg) {
+        log_error("cannot start: %s", e.msg);
+        goto out;
+    }
+    if (!pg_check_schema(d.pg, SFBRIDGE_SCHEMA_VERSION, &e)) {
+        log_error("%s", e.msg);
+        rc = 78;
+        goto out;
+    }
+    metrics_start(cfg.metrics_addr, def->name);
+    gethostname(host, sizeof host - 1);
+    snprintf(client_id, sizeof client_id, "%s-%s-%d", def->name, host, (int)getpid());
+    d.producer = kafka_producer_new(cfg.kafka_brokers, client_id, &e);
+    if (!d.producer) {
+        log_error("cannot start: %s", e.msg);
+        goto out;
+    }
+    if (def->init && !def->init(&d, &e)) {
+        log_error("cannot start: %s", e.msg);
+        rc = e.code == ERR_CONFIG ? 78 : 1;
+        goto out;
+    }
+    if (*cfg.group_id)
+        snprintf(group, sizeof group, "%s", cfg.group_id);
+    else
+        snprintf(group, sizeof group, "%s", def->name);
+    char in_topic[256];
+    cfg_topic(&cfg, def->input_topic, in_topic, sizeof in_topic);
+    const char *topics[2] = {in_topic, NULL};
+    consumer = kafka_consumer_new(cfg.kafka_brokers, group, topics, client_id, &e);
+    if (!consumer) {
+        log_error("cannot start: %s", e.msg);
+        goto out;
+    }
+    metrics_set_ready(true);
+    log_info("consuming %s as group %s", in_topic, group);
+
+    while (!worker_stopping()) {
+        struct kafka_msg m;
+        struct err pe = ERR_INIT;
+        int got = kafka_consumer_poll(consumer, 500, &m, &pe);
+        if (got < 0) {
+            log_error("%s", pe.msg);
+            if (!pe.retriable)
+                goto out;
+            worker_sleep_ms(1000);
+            continue;
+        }
+        if (got == 0)
+            continue;
+        if (process(def, &d, &m)) {
+            struct err se = ERR_INIT;
+            if (!kafka_consumer_store(consumer, &m, &se))
+                log_warn("%s", se.msg);
+        }
+        kafka_msg_release(&m);
+    }
+    log_info("stopping: draining and committing offsets");
+    rc = 0;
+out:
+    metrics_set_ready(false);
+    kafka_consumer_close(&consumer);
+    if (def->cleanup)
+        def->cleanup(&d);
+    kafka_producer_free(&d.producer);
+    pg_close(&d.pg);
+    metrics_stop();
+    msg_cleanup();
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}
