@@ -22,7 +22,7 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 SCHEMA_VERSION := $(shell ls migrations/[0-9]*.sql 2>/dev/null | sed 's|.*/0*\([0-9]*\)_.*|\1|' | sort -n | tail -1)
-CPPFLAGS := -D_GNU_SOURCE -Icommon -Ibuild/gen -DSFBRIDGE_SCHEMA_VERSION=$(or $(SCHEMA_VERSION),0)
+CPPFLAGS := -D_GNU_SOURCE -Icommon -Ibuild/gen -Itests/itlib -DSFBRIDGE_SCHEMA_VERSION=$(or $(SCHEMA_VERSION),0)
 CFLAGS := -std=c11 -g $(WARN) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
 ifeq ($(MODE),asan)
