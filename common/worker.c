@@ -259,6 +259,15 @@ static bool emit(struct deps *d, const char *logical, const char *key, const cha
     }
 }
 
+bool worker_emit(struct deps *d, const char *logical_topic, const char *key, struct json_object *event,
+                 struct err *e)
+{
+    char topic[256];
+    worker_topic(d, logical_topic, topic, sizeof topic);
+    const char *payload = json_str(event);
+    return kafka_produce(d->producer, topic, key, payload, strlen(payload), NULL, 0, 30000, e);
+}
+
 static long jitter(long ms)
 {
     return ms / 2 + (long)(random() % (ms / 2 + 1));

@@ -99,6 +99,12 @@ struct json_object *worker_event_new(const struct job *job);
 /* Generic failure event for `topic` ("sync.completed", "record.written", ...). */
 struct json_object *worker_failure_event(const char *output_topic, const struct job *job, const struct err *e);
 
+/* Produce an extra event (e.g. connection.status, sync.progress) to a
+ * logical topic, keyed by `key`, waiting for the broker's ack. The event is
+ * borrowed. */
+bool worker_emit(struct deps *d, const char *logical_topic, const char *key, struct json_object *event,
+                 struct err *e);
+
 /* Physical (prefixed) name of a logical topic such as "sync.progress". Returns buf. */
 const char *worker_topic(const struct deps *d, const char *logical, char *buf, size_t cap);
 
