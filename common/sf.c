@@ -153,13 +153,15 @@ bool sf_parse_limit_info(const char *value, long long *used, long long *limit)
     if (!value)
         return false;
     const char *p = value;
-    while ((p = strstr(p, "api-usage=")) != NULL) {
-        /* must be the bare key, not "per-app-api-usage=" */
-        if (p != value && p[-1] != ' ' && p[-1] != ';' && p[-1] != ',' && p[-1] != '\t') {
-            p += 10;
+    while ((p = strstr(p, "api-usage")) != NULL) {
+        /* must be the bare key, not "per-app-api-usage" */
+        bool bare = p == value || p[-1] == ' ' || p[-1] == ';' || p[-1] == ',' || p[-1] == '\t';
+        p += 9;
+        while (*p == ' ')
+            p++;
+        if (!bare || *p != '=')
             continue;
-        }
-        p += 10;
+        p++;
         while (*p == ' ')
             p++;
         char *end = NULL;
