@@ -134,6 +134,14 @@ bench:
 	$(MAKE) all $(BENCH_SRC:tests/bench/%.c=$(BINDIR)/bench-%)
 	tests/bench/run
 
+chaos:
+	tests/rig/deps --quiet
+	$(MAKE) MODE=asan all
+	tests/chaos/run
+
+fuzz:
+	tests/fuzz/run
+
 rig-up:
 	tests/rig/up
 
