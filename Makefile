@@ -17,7 +17,8 @@ TESTDIR := build/$(MODE)/tests
 PKGS := rdkafka libcurl json-c libpq openssl libmicrohttpd
 CC ?= cc
 WARN := -Wall -Wextra -Wpedantic -Wshadow -Wformat=2 -Wcast-qual -Wwrite-strings \
-	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wimplicit-fallthrough
+	-Wstrict-prototypes -Wmissing-prototypes -Wvla -Wimplicit-fallthrough \
+	-Wno-format-truncation
 ifeq ($(CI),true)
 WARN += -Werror
 endif
@@ -118,7 +119,7 @@ deps:
 
 test:
 	tests/rig/deps --quiet
-	$(MAKE) MODE=asan tests
+	$(MAKE) -s MODE=asan tests
 	tests/run
 
 demo:
