@@ -18,7 +18,16 @@
  * flipped it (so connection.status `expired` is emitted exactly once).
  *
  * Threads: a struct conn_session belongs to one thread. The pg connection
- * must not be inside a transaction when conn_* functions are called.
+ * must not be inside a transaction when conn_* functions are called (except
+ * conn_store_tokens, which runs in the caller's transaction).
+ *
+ * Errors (all not retriable unless said): NOT_FOUND (unknown / malformed
+ * connection id), CONNECTION_EXPIRED (status expired, no stored tokens, or
+ * invalid_grant on refresh), CONNECTION_DISABLED, ERR_CONFIG (no or wrong
+ * SFBRIDGE_TOKEN_KEY, token sealed with another key id), ERR_PG (retriable
+ * per pg.h), the refresh's ERR_AUTH / ERR_HTTP (retriable on transport or
+ * 5xx at the token endpoint), ERR_SIGNATURE (token response signature
+ * mismatch) and, from conn_call, sf_call's own errors.
  */
 #ifndef SFBRIDGE_CONN_H
 #define SFBRIDGE_CONN_H
@@ -51,6 +60,7 @@ struct conn_session {
     /* latest Sforce-Limit-Info seen (conn_flush_usage writes it to api_usage) */
     long long usage_used, usage_limit;
     bool usage_dirty;
+    long long usage_flushed_ms; /* monotonic time of the last flush (conn_call flushes at most once a second) */
     /* set when this session flipped the connection to expired */
     bool became_expired;
     char expired_reason[256];
@@ -93,5 +103,18 @@ bool conn_store_tokens(struct pg *pg, const struct cfg *cfg, const char *connect
 /* Build the sf_options from the configuration. */
 struct sf_options;
 void conn_sf_options(const struct cfg *cfg, struct sf_options *o);
+
+/* A connection.status event (schemas/connection.status.schema.json):
+ * message_id, request_id (omitted when NULL/""), org_id, connection_id,
+ * created_at, status ("connected" | "expired" | "disabled"), reason (when
+ * given; the status name when absent and status is not connected: the schema
+ * requires one), instance_url (when given). All arguments are copied; the
+ * caller owns the result (json_object_put). Typical use after a session
+ * flipped the connection to expired:
+ *   if (s.became_expired) { ev = conn_status_event(job->org_id, s.connection_id, job->message_id,
+ *       "expired", s.expired_reason, NULL); worker_emit(d, "connection.status", s.connection_id, ev, &e2); } */
+struct json_object;
+struct json_object *conn_status_event(const char *org_id, const char *connection_id, const char *request_id,
+                                      const char *status, const char *reason, const char *instance_url);
 
 #endif
