@@ -79,4 +79,28 @@ bool mapping_import_value(const struct field_map *f, struct json_object *v, char
 bool mapping_export_value(const struct field_map *f, struct json_object *v, struct json_object **out,
                           struct err *e);
 
+/* ---- additions (compatible extensions) ---- */
+
+/* Same as mapping_import_value for a value already in text form (Bulk CSV,
+ * or a JSON scalar rendered as text); `in` NULL = SQL NULL, borrowed. An
+ * empty string stays "" except for number/integer/date/datetime/boolean
+ * transforms, where it becomes NULL. Caller frees *out. */
+bool mapping_import_str(const struct field_map *f, const char *in, char **out, struct err *e);
+
+/* Case-insensitive lookup by Salesforce field; dir 0 = any direction. */
+const struct field_map *mapping_field_by_sf(const struct object_map *o, const char *sf_field, enum mapping_dir dir);
+
+/* i-th core column of a platform object (NULL past the end); *type as in
+ * mapping_core_column ("text[]" for activities.contact_sf_ids). Static strings. */
+const char *mapping_core_column_at(const char *platform_object, size_t i, const char **type);
+
+/* "import"/"export"/"both" <-> enum (0 when unknown). */
+enum mapping_dir mapping_dir_parse(const char *s);
+const char *mapping_dir_name(enum mapping_dir d);
+
+/* Transforms are a '|'-separated chain of number, integer, date, datetime,
+ * boolean, trim, lower, upper, and optionally a final picklist:A=a,B=b.
+ * false with a reason in `why` when `transform` is not such a chain. */
+bool mapping_transform_valid(const char *transform, char *why, size_t cap);
+
 #endif
