@@ -38,4 +38,20 @@ bool budget_record(struct pg *pg, const char *sf_org_id, long long used, long lo
 bool budget_check(struct pg *pg, const struct cfg *cfg, const char *org_id, const char *sf_org_id,
                   enum budget_class cls, long long calls, long long *retry_at_ms, struct err *e);
 
+/* ---- additions (compatible extensions) ---- */
+
+/* A deferred request's retry time is now + BUDGET_DEFER_S. A usage figure
+ * older than BUDGET_STALE_S does not block (no replica has called Salesforce
+ * for that org since, so the first call of the resumed work refreshes it). */
+#define BUDGET_DEFER_S 900
+#define BUDGET_STALE_S 600
+
+/* The class's fraction of the budget in percent (100, 95, 85, 70). */
+int budget_class_pct(enum budget_class c);
+
+/* Pure rule behind budget_check: may `calls` more requests of `cls` run when
+ * `used` of `limit` are spent and sfbridge's share is share_pct%? limit <= 0
+ * (unknown) = yes. */
+bool budget_allows(long long used, long long limit, int share_pct, enum budget_class cls, long long calls);
+
 #endif
