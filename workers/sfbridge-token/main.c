@@ -1,18 +1,12 @@
 /*
- * sfbridge-token: consumes token.refresh, produces token.refreshed.
- * Placeholder handler until its issue lands: the loop, DLQ, inbox and offset
- * handling are real; every valid job is answered with a failed completion
- * NOT_IMPLEMENTED.
+ * sfbridge-token: consumes token.refresh, produces token.refreshed (and
+ * connection.status on every change of a connection's state).
+ *
+ * The loop gates the org itself (INTEGRATION_DISABLED before anything reaches
+ * Salesforce); a code exchange has no connection yet, so the connection gate
+ * runs inside the handler for grant refresh_token only.
  */
-#include "worker.h"
-
-static bool handle(struct job *job, struct deps *d, struct json_object **event, struct err *e)
-{
-    (void)job;
-    (void)d;
-    (void)event;
-    return err_set(e, ERR_NOT_IMPLEMENTED, false, "token.refresh handling is not implemented yet");
-}
+#include "token.h"
 
 static const struct worker_def def = {
     .name = "sfbridge-token",
@@ -20,7 +14,10 @@ static const struct worker_def def = {
     .output_topic = "token.refreshed",
     .gate_org = true,
     .gate_connection = false,
-    .handle = handle,
+    .handle = token_handle,
+    .init = token_init,
+    .cleanup = token_cleanup,
+    .failure_event = token_failure_event,
 };
 
 int main(int argc, char **argv) { return worker_run(&def, argc, argv); }
