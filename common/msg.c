@@ -1297,6 +1297,20 @@ bool msg_validate(const char *topic, struct json_object *doc, struct err *e)
     return validate(&v, s->root, doc);
 }
 
+/* true when the JSON text holds a \u0000 escape: json-c would cut object keys
+ * at it and PostgreSQL cannot store it, so such messages are refused whole */
+static bool has_nul_escape(const char *buf, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\\')
+            continue;
+        if (buf[i + 1] == 'u' && len - i >= 6 && memcmp(buf + i + 2, "0000", 4) == 0)
+            return true;
+        i++; /* skip the escaped character, e.g. the second \ of \\ */
+    }
+    return false;
+}
+
 bool msg_parse(const char *topic, const char *buf, size_t len, struct json_object **out,
                struct err *e)
 {
@@ -1313,6 +1327,11 @@ bool msg_parse(const char *topic, const char *buf, size_t len, struct json_objec
     doc = json_parse(buf, len, &perr);
     if (!doc && err_is_set(&perr)) {
         err_set_sf(e, perr.code, perr.retriable, perr.sf_code, "%s", perr.msg);
+        goto out;
+    }
+    if (has_nul_escape(buf, len)) {
+        err_set(e, ERR_INVALID_MESSAGE, false,
+                "message contains a NUL character (\\u0000), which cannot be stored");
         goto out;
     }
     /* doc == NULL without an error is the JSON literal null: the schema says why it is wrong */

@@ -68,7 +68,9 @@ bool msg_has_schema(const char *topic);
 bool msg_validate(const char *topic, struct json_object *doc, struct err *e);
 
 /* Size check (more than MSG_MAX_BYTES -> ERR_INVALID_MESSAGE "message too
- * large ..."), json_parse() (UTF-8 and nesting checks, ERR_INVALID_JSON), then
+ * large ..."), json_parse() (UTF-8 and nesting checks, ERR_INVALID_JSON), a
+ * check that no string or key holds an escaped NUL (\u0000: json-c cuts keys
+ * there and PostgreSQL cannot store it; ERR_INVALID_MESSAGE), then
  * msg_validate(). On success *out is a new object the caller frees with
  * json_object_put(); on failure *out is NULL. `buf` is borrowed. */
 bool msg_parse(const char *topic, const char *buf, size_t len, struct json_object **out,

@@ -139,3 +139,28 @@ test("no .expect sidecar without its example", () => {
     assert.ok(fs.existsSync(path.join(invalidDir, f.replace(/\.expect$/, ".json"))), `${f} has no example`);
   }
 });
+
+// The bad-input corpus (tests/corpus/gen.mjs) is generated here, so that it exists before the
+// C unit tests run (tests/run runs node tests first); tests/test_msg.c then checks that the C
+// validator reaches the same verdict as ajv on every message.
+test("the bad-input corpus generator writes >= 1000 messages of every kind", async () => {
+  const { spawnSync } = await import("node:child_process");
+  const out = path.join(root, "build", "corpus");
+  const r = spawnSync(process.execPath, [path.join(root, "tests", "corpus", "gen.mjs"), "--out", out], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  const index = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
+  assert.ok(index.count >= 1000, `only ${index.count} messages`);
+  assert.equal(index.entries.length, index.count);
+  for (const c of ["not_json", "truncated", "wrong_type", "missing_field", "unknown_enum", "invalid_uuid", "huge_string",
+    "invalid_utf8", "deep_nesting", "injection", "delete", "tenant", "nul_escape"]) {
+    assert.ok(index.by_category[c] > 0, `no ${c} messages`);
+  }
+  for (const t of ["sync.requested", "record.write", "token.refresh"]) assert.ok(index.by_topic[t] >= 200, `${t}: ${index.by_topic[t]}`);
+  for (const e of index.entries) {
+    assert.equal(fs.statSync(path.join(out, e.file)).size, e.bytes, e.file);
+    assert.ok(e.expect === "dlq" || e.expect === "completion", e.file);
+    assert.ok(e.reason, `${e.file}: no reason`);
+  }
+  assert.ok(index.entries.some((e) => e.bytes >= 5 * 1024 * 1024), "no 5 MB message");
+  assert.ok(index.entries.filter((e) => e.category === "delete").every((e) => e.expect === "completion"), "deletes are schema-valid");
+});
