@@ -181,7 +181,8 @@ char *audit_canonical_json(struct json_object *v)
     return b.d;
 }
 
-char *audit_canonical(const struct audit_record *r)
+/* The row with its fields already in canonical JSON (NULL = {}). */
+static char *canonical_row(const struct audit_record *r, const char *fields_canon)
 {
     struct sbuf b = {0};
     char num[32];
@@ -189,11 +190,8 @@ char *audit_canonical(const struct audit_record *r)
     sb_puts(&b, "[\"sfbridge-audit-v1\",");
     snprintf(num, sizeof num, "%lld", r->audit_id);
     sb_puts(&b, num);
-    const char *head[] = {r->org_id};
-    for (size_t i = 0; i < sizeof head / sizeof *head; i++) {
-        sb_put(&b, ",", 1);
-        sb_str(&b, head[i]);
-    }
+    sb_put(&b, ",", 1);
+    sb_str(&b, r->org_id);
     sb_put(&b, ",", 1);
     sb_lower(&b, a->connection_id);
     sb_put(&b, ",", 1);
@@ -204,10 +202,7 @@ char *audit_canonical(const struct audit_record *r)
         sb_str(&b, mid[i]);
     }
     sb_put(&b, ",", 1);
-    if (a->fields)
-        sb_json(&b, a->fields, 0);
-    else
-        sb_puts(&b, "{}");
+    sb_puts(&b, fields_canon ? fields_canon : "{}");
     const char *tail[] = {a->outcome, a->sf_error_code, a->sf_error_message, r->created_at, r->prev_hash};
     for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) {
         sb_put(&b, ",", 1);
@@ -219,6 +214,16 @@ char *audit_canonical(const struct audit_record *r)
         return NULL;
     }
     return b.d;
+}
+
+char *audit_canonical(const struct audit_record *r)
+{
+    char *f = r->e.fields ? audit_canonical_json(r->e.fields) : NULL;
+    if (r->e.fields && !f)
+        return NULL;
+    char *c = canonical_row(r, f);
+    free(f);
+    return c;
 }
 
 void audit_hash(const struct audit_record *r, char out[65])
@@ -234,16 +239,21 @@ void audit_hash(const struct audit_record *r, char out[65])
 
 /* ---- appending ------------------------------------------------------------------------ */
 
+/* One buffered row: copies of the entry's strings, fields already canonical. */
+struct pending_row {
+    char *s[12]; /* connection_id, request_id, actor, source, action, sf_object, platform_object, ref,
+                    salesforce_id, outcome, sf_error_code, sf_error_message */
+    char *fields;
+};
+
 struct audit_writer {
     struct pg *pg;
     char *org_id;
     char head[65];
     char created_at[40];
     long long added;
-    struct pg_buf copy;
-    /* audit ids reserved from the sequence, handed out in order */
-    long long *ids;
-    size_t nids, next_id;
+    struct pending_row *rows;
+    size_t nrows, cap;
 };
 
 #define AUDIT_LOCK_SQL "SELECT pg_advisory_xact_lock(hashtextextended('sfbridge.audit:' || $1, 0))"
@@ -291,28 +301,54 @@ fail:
 
 long long audit_writer_count(const struct audit_writer *w) { return w ? w->added : 0; }
 
-/* Reserve more audit ids (in chain order: we hold the org's lock). */
-static bool reserve_ids(struct audit_writer *w, size_t want, struct err *e)
+static char *dup_lower(const char *s, bool lower)
 {
-    char n[24];
-    snprintf(n, sizeof n, "%zu", want);
-    const char *p[1] = {n};
-    struct pg_res *r =
-        pg_exec(w->pg, "SELECT nextval('audit_log_audit_id_seq') FROM generate_series(1, $1::int) ORDER BY 1", 1, p,
-                e);
-    if (!r)
-        return false;
-    free(w->ids);
-    w->ids = calloc((size_t)pg_res_rows(r) + 1, sizeof *w->ids);
-    if (!w->ids) {
-        pg_res_free(&r);
-        return err_set(e, ERR_NOMEM, false, "could not reserve audit ids");
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (d && lower)
+        for (char *p = d; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+    return d;
+}
+
+static void pending_free(struct pending_row *p)
+{
+    for (size_t i = 0; i < 12; i++)
+        free(p->s[i]);
+    free(p->fields);
+    memset(p, 0, sizeof *p);
+}
+
+bool audit_writer_add(struct audit_writer *w, const struct audit_entry *a, struct err *e)
+{
+    if (!a->actor || !a->action || !a->outcome)
+        return err_set(e, ERR_INTERNAL, false, "cannot audit a row without actor, action and outcome");
+    if (w->nrows == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 16;
+        struct pending_row *r = realloc(w->rows, cap * sizeof *r);
+        if (!r)
+            return err_set(e, ERR_NOMEM, false, "could not buffer an audit row");
+        w->rows = r;
+        w->cap = cap;
     }
-    w->nids = (size_t)pg_res_rows(r);
-    for (size_t i = 0; i < w->nids; i++)
-        w->ids[i] = strtoll(pg_res_get(r, (int)i, 0), NULL, 10);
-    w->next_id = 0;
-    pg_res_free(&r);
+    struct pending_row *p = &w->rows[w->nrows];
+    memset(p, 0, sizeof *p);
+    const char *src[12] = {a->connection_id, a->request_id, a->actor, a->source, a->action, a->sf_object,
+                           a->platform_object, a->ref, a->salesforce_id, a->outcome, a->sf_error_code,
+                           a->sf_error_message};
+    bool oom = false;
+    for (size_t i = 0; i < 12; i++) {
+        p->s[i] = dup_lower(src[i], i < 2);
+        oom |= src[i] && !p->s[i];
+    }
+    p->fields = a->fields ? audit_canonical_json(a->fields) : strdup("{}");
+    if (oom || !p->fields) {
+        pending_free(p);
+        return err_set(e, ERR_NOMEM, false, "could not buffer an audit row");
+    }
+    w->nrows++;
+    w->added++;
     return true;
 }
 
@@ -322,69 +358,68 @@ static void copy_field(struct pg_buf *b, const char *s, bool last)
     pg_buf_append(b, last ? "\n" : "\t", 1);
 }
 
-bool audit_writer_add(struct audit_writer *w, const struct audit_entry *a, struct err *e)
-{
-    if (!a->actor || !a->action || !a->outcome)
-        return err_set(e, ERR_INTERNAL, false, "cannot audit a row without actor, action and outcome");
-    if (w->next_id >= w->nids && !reserve_ids(w, w->added < 16 ? 16 : 256, e))
-        return false;
-    struct audit_record rec = {w->ids[w->next_id++], w->org_id, *a, w->created_at, w->head};
-    char hash[65], id[24];
-    char *fields = a->fields ? audit_canonical_json(a->fields) : strdup("{}");
-    char *canon = audit_canonical(&rec);
-    if (!fields || !canon) {
-        free(fields);
-        free(canon);
-        return err_set(e, ERR_NOMEM, false, "could not serialise an audit row");
-    }
-    crypto_sha256_hex(canon, strlen(canon), hash);
-    free(canon);
-    snprintf(id, sizeof id, "%lld", rec.audit_id);
-    char conn[64] = "", req[64] = "";
-    if (a->connection_id)
-        for (size_t i = 0; i < sizeof conn - 1 && a->connection_id[i]; i++)
-            conn[i] = (char)tolower((unsigned char)a->connection_id[i]);
-    if (a->request_id)
-        for (size_t i = 0; i < sizeof req - 1 && a->request_id[i]; i++)
-            req[i] = (char)tolower((unsigned char)a->request_id[i]);
-    struct pg_buf *b = &w->copy;
-    copy_field(b, id, false);
-    copy_field(b, w->org_id, false);
-    copy_field(b, a->connection_id ? conn : NULL, false);
-    copy_field(b, a->request_id ? req : NULL, false);
-    copy_field(b, a->actor, false);
-    copy_field(b, a->source, false);
-    copy_field(b, a->action, false);
-    copy_field(b, a->sf_object, false);
-    copy_field(b, a->platform_object, false);
-    copy_field(b, a->ref, false);
-    copy_field(b, a->salesforce_id, false);
-    copy_field(b, fields, false);
-    copy_field(b, a->outcome, false);
-    copy_field(b, a->sf_error_code, false);
-    copy_field(b, a->sf_error_message, false);
-    copy_field(b, w->created_at, false);
-    copy_field(b, w->head, false);
-    copy_field(b, hash, true);
-    free(fields);
-    memcpy(w->head, hash, sizeof w->head);
-    w->added++;
-    return true;
-}
-
 bool audit_writer_flush(struct audit_writer *w, struct err *e)
 {
-    if (!w->copy.len)
+    if (!w->nrows)
         return true;
-    bool ok = pg_copy_start(w->pg,
-                            "COPY audit_log (audit_id, org_id, connection_id, request_id, actor, source, action, "
-                            "sf_object, platform_object, ref, salesforce_id, fields, outcome, sf_error_code, "
-                            "sf_error_message, created_at, prev_hash, hash) FROM STDIN",
-                            e) &&
-              pg_copy_put(w->pg, w->copy.data, w->copy.len, e);
+    struct pg_buf b = {0};
+    struct pg_res *r = NULL;
+    bool ok = false;
+    char n[24];
+    snprintf(n, sizeof n, "%zu", w->nrows);
+    const char *p[1] = {n};
+    /* ids in chain order: we hold the org's lock, so nobody else appends to this chain meanwhile */
+    r = pg_exec(w->pg, "SELECT nextval('audit_log_audit_id_seq') FROM generate_series(1, $1::int) ORDER BY 1", 1, p,
+                e);
+    if (!r)
+        goto out;
+    if ((size_t)pg_res_rows(r) != w->nrows) {
+        err_set(e, ERR_INTERNAL, false, "could not reserve %zu audit ids", w->nrows);
+        goto out;
+    }
+    for (size_t i = 0; i < w->nrows; i++) {
+        struct pending_row *row = &w->rows[i];
+        const char *id = pg_res_get(r, (int)i, 0);
+        struct audit_record rec = {strtoll(id, NULL, 10),
+                                   w->org_id,
+                                   {row->s[0], row->s[1], row->s[2], row->s[3], row->s[4], row->s[5], row->s[6],
+                                    row->s[7], row->s[8], NULL, row->s[9], row->s[10], row->s[11]},
+                                   w->created_at,
+                                   w->head};
+        char *canon = canonical_row(&rec, row->fields);
+        if (!canon) {
+            err_set(e, ERR_NOMEM, false, "could not serialise an audit row");
+            goto out;
+        }
+        char hash[65];
+        crypto_sha256_hex(canon, strlen(canon), hash);
+        free(canon);
+        copy_field(&b, id, false);
+        copy_field(&b, w->org_id, false);
+        for (size_t k = 0; k < 9; k++)
+            copy_field(&b, row->s[k], false);
+        copy_field(&b, row->fields, false);
+        for (size_t k = 9; k < 12; k++)
+            copy_field(&b, row->s[k], false);
+        copy_field(&b, w->created_at, false);
+        copy_field(&b, w->head, false);
+        copy_field(&b, hash, true);
+        memcpy(w->head, hash, sizeof w->head);
+    }
+    ok = pg_copy_start(w->pg,
+                       "COPY audit_log (audit_id, org_id, connection_id, request_id, actor, source, action, "
+                       "sf_object, platform_object, ref, salesforce_id, fields, outcome, sf_error_code, "
+                       "sf_error_message, created_at, prev_hash, hash) FROM STDIN",
+                       e) &&
+         pg_copy_put(w->pg, b.data, b.len, e);
     /* always end the COPY so the connection is usable again */
     ok = pg_copy_end(w->pg, e) && ok;
-    w->copy.len = 0;
+out:
+    for (size_t i = 0; i < w->nrows; i++)
+        pending_free(&w->rows[i]);
+    w->nrows = 0;
+    pg_res_free(&r);
+    pg_buf_free(&b);
     return ok;
 }
 
@@ -392,8 +427,9 @@ void audit_writer_free(struct audit_writer **w)
 {
     if (!w || !*w)
         return;
-    pg_buf_free(&(*w)->copy);
-    free((*w)->ids);
+    for (size_t i = 0; i < (*w)->nrows; i++)
+        pending_free(&(*w)->rows[i]);
+    free((*w)->rows);
     free((*w)->org_id);
     free(*w);
     *w = NULL;
