@@ -1,0 +1,181 @@
+/*
+ * Unit tests of the emulator's SOQL subset (tests/sfsim/soql.c): valid and
+ * invalid queries, error codes and messages, and evaluation over a small
+ * seeded store (no HTTP). Library entry: sim_new() seeds the store; the tests
+ * reach the compiled-query API through the internal header.
+ */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sfsim/simint.h"
+
+static struct sim *S;
+
+static void setup(void)
+{
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = 300;
+    c.seed_contacts = 200;
+    c.seed_opportunities = 100;
+    c.seed_tasks = 20;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert_not_null(S, "%s", err);
+}
+
+static void teardown(void)
+{
+    sim_free(S);
+    S = NULL;
+}
+
+TestSuite(sfsim_soql, .init = setup, .fini = teardown);
+
+static size_t run(const char *q, bool all)
+{
+    struct sim_err e = {0};
+    struct sim_query *qq = sim_soql_compile(q, &e);
+    cr_assert_not_null(qq, "query %s failed: %s %s", q, e.code, e.msg);
+    uint32_t *idx = NULL;
+    size_t n = 0;
+    pthread_rwlock_rdlock(&S->store.lock);
+    sim_soql_run_locked(&S->store, qq, all, &idx, &n, &e);
+    pthread_rwlock_unlock(&S->store.lock);
+    free(idx);
+    sim_soql_free(qq);
+    return n;
+}
+
+static void bad(const char *q, const char *code, const char *needle)
+{
+    struct sim_err e = {0};
+    struct sim_query *qq = sim_soql_compile(q, &e);
+    cr_expect_null(qq, "query should fail: %s", q);
+    sim_soql_free(qq);
+    cr_expect_str_eq(e.code, code, "query %s: %s", q, e.msg);
+    cr_expect_eq(e.status, 400);
+    if (needle)
+        cr_expect(strstr(e.msg, needle) != NULL, "message of %s lacks \"%s\": %s", q, needle,
+                  e.msg);
+}
+
+Test(sfsim_soql, valid_queries_compile)
+{
+    static const char *const ok[] = {
+        "SELECT Id FROM Account",
+        "select id, name from account",
+        "SELECT COUNT() FROM Contact",
+        "SELECT Id, Account.Name, Account.Owner.Name FROM Contact",
+        "SELECT Id FROM Account WHERE Name = 'x' AND Industry != null",
+        "SELECT Id FROM Account WHERE (Name = 'x' OR Name = 'y') AND NOT Type = 'Other'",
+        "SELECT Id FROM Account WHERE Industry IN ('Banking', 'Retail')",
+        "SELECT Id FROM Account WHERE Industry NOT IN ('Banking')",
+        "SELECT Id FROM Account WHERE Name LIKE 'Sum%' ORDER BY Name DESC NULLS LAST, Id",
+        "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-02T03:04:05Z",
+        "SELECT Id FROM Account WHERE SystemModstamp < 2024-01-02T03:04:05.000+01:00",
+        "SELECT Id FROM Account WHERE SystemModstamp > 2024-01-02T03:04:05-05:00",
+        "SELECT Id FROM Opportunity WHERE CloseDate > 2024-01-01 AND Amount >= 100.5",
+        "SELECT Id FROM Account WHERE Name = 'it\\'s \\\\ \\n'",
+        "SELECT Id FROM Opportunity WHERE IsClosed = false LIMIT 10 OFFSET 5",
+        "SELECT Id, What.Name FROM Task WHERE What.Name != null",
+        "SELECT Id FROM Account WHERE Id = '001Hs0000000001'",
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct sim_err e = {0};
+        struct sim_query *q = sim_soql_compile(ok[i], &e);
+        cr_expect_not_null(q, "%s: %s %s", ok[i], e.code, e.msg);
+        sim_soql_free(q);
+    }
+}
+
+Test(sfsim_soql, invalid_queries)
+{
+    bad("SELECT Id, Foo FROM Account", "INVALID_FIELD", "No such column 'Foo' on entity 'Account'");
+    bad("SELECT Id FROM Nope", "INVALID_TYPE", "sObject type 'Nope' is not supported");
+    bad("SELECT Id FROM Contact WHERE Acct.Name = 'x'", "INVALID_FIELD", "Didn't understand relationship 'Acct'");
+    bad("SELECT Id FROM Account WHERE", "MALFORMED_QUERY", "unexpected token: <EOF>");
+    bad("SELECT FROM Account", "MALFORMED_QUERY", "unexpected token: 'FROM'");
+    bad("SELECT Id Account", "MALFORMED_QUERY", NULL);
+    bad("SELECT Id FROM Account WHERE Name = 'a' AND Type = 'b' OR Type = 'c'", "MALFORMED_QUERY",
+        "unexpected token: 'OR'");
+    bad("SELECT Id FROM Account WHERE Name = 'unterminated", "MALFORMED_QUERY", NULL);
+    bad("SELECT Id FROM Account WHERE Name = 'bad \\q escape'", "MALFORMED_QUERY", "Illegal character sequence");
+    bad("SELECT Id FROM Account WHERE CreatedDate > '2024-01-01'", "INVALID_FIELD", "must be of type dateTime");
+    bad("SELECT Id FROM Account WHERE CreatedDate > 2024-01-01", "INVALID_FIELD", NULL);
+    bad("SELECT Id FROM Opportunity WHERE CloseDate > 2024-01-01T00:00:00Z", "INVALID_FIELD", NULL);
+    bad("SELECT Id FROM Account WHERE NumberOfEmployees = 'ten'", "INVALID_FIELD", NULL);
+    bad("SELECT Id FROM Account GROUP BY Name", "MALFORMED_QUERY", NULL);
+    bad("SELECT Id, Id FROM Account", "MALFORMED_QUERY", "duplicate field selected");
+    bad("SELECT Id FROM Account OFFSET 2001", "NUMBER_OUTSIDE_VALID_RANGE", NULL);
+    bad("SELECT Id FROM Account WHERE Id = 'nope'", "INVALID_QUERY_FILTER_OPERATOR", NULL);
+    bad("SELECT COUNT(Id) FROM Account", "MALFORMED_QUERY", NULL);
+    bad("SELECT Id FROM Account WHERE Name < null", "MALFORMED_QUERY", NULL);
+    bad("", "MALFORMED_QUERY", NULL);
+}
+
+Test(sfsim_soql, error_message_points_at_the_column)
+{
+    struct sim_err e = {0};
+    cr_assert_null(sim_soql_compile("SELECT Id, Bogus FROM Account", &e));
+    cr_expect(strstr(e.msg, "ERROR at Row:1:Column:12") != NULL, "%s", e.msg);
+    cr_expect(strncmp(e.msg, "\nSELECT Id, Bogus FROM Account\n           ^\n", 43) == 0, "%s", e.msg);
+}
+
+Test(sfsim_soql, evaluation)
+{
+    cr_expect_eq(run("SELECT Id FROM Account", false), 300);
+    cr_expect_eq(run("SELECT COUNT() FROM Contact", false), 200);
+    size_t banking = run("SELECT Id FROM Account WHERE Industry = 'Banking'", false);
+    size_t other = run("SELECT Id FROM Account WHERE Industry != 'Banking'", false);
+    cr_expect_eq(banking + other, 300);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Industry = 'banking'", false), banking,
+                 "text equality is case-insensitive");
+    cr_expect_eq(run("SELECT Id FROM Account WHERE NOT Industry = 'Banking'", false), other);
+    size_t in2 = run("SELECT Id FROM Account WHERE Industry IN ('Banking','Retail')", false);
+    size_t retail = run("SELECT Id FROM Account WHERE Industry = 'Retail'", false);
+    cr_expect_eq(in2, banking + retail);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Industry NOT IN ('Banking','Retail')", false),
+                 300 - in2);
+    cr_expect_eq(run("SELECT Id FROM Account LIMIT 7", false), 7);
+    cr_expect_eq(run("SELECT Id FROM Account LIMIT 7 OFFSET 296", false), 4);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Website LIKE '%example.com'", false), 300);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Website LIKE 'nope%'", false), 0);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Description = null", false), 300);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE Description != null", false), 0);
+    cr_expect_eq(run("SELECT Id FROM Contact WHERE Account.Name != null", false), 200);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE SystemModstamp > 2000-01-01T00:00:00Z", false), 300);
+    cr_expect_eq(run("SELECT Id FROM Account WHERE SystemModstamp < 2000-01-01T00:00:00Z", false), 0);
+    cr_expect_eq(run("SELECT Id FROM Opportunity WHERE IsClosed = true OR IsClosed = false", false), 100);
+}
+
+Test(sfsim_soql, order_by_and_deleted_rows)
+{
+    struct sim_err e = {0};
+    struct sim_query *q = sim_soql_compile(
+        "SELECT Id, Name FROM Account ORDER BY Name DESC, Id ASC", &e);
+    cr_assert_not_null(q);
+    uint32_t *idx;
+    size_t n;
+    pthread_rwlock_rdlock(&S->store.lock);
+    sim_soql_run_locked(&S->store, q, false, &idx, &n, &e);
+    for (size_t i = 1; i < n; i++) {
+        struct sim_val a = sim_get(&S->store, SIM_ACCOUNT, sim_rec_at(&S->store, SIM_ACCOUNT, idx[i - 1]), 8);
+        struct sim_val b = sim_get(&S->store, SIM_ACCOUNT, sim_rec_at(&S->store, SIM_ACCOUNT, idx[i]), 8);
+        int d = strcasecmp(a.u.s, b.u.s);
+        cr_expect(d > 0 || (d == 0 && idx[i - 1] < idx[i]), "order broken at %zu", i);
+    }
+    pthread_rwlock_unlock(&S->store.lock);
+    free(idx);
+    sim_soql_free(q);
+
+    pthread_rwlock_wrlock(&S->store.lock);
+    cr_assert(sim_store_delete_locked(S, SIM_ACCOUNT, 0, false, &e));
+    cr_assert(sim_store_delete_locked(S, SIM_ACCOUNT, 1, true, &e));
+    pthread_rwlock_unlock(&S->store.lock);
+    cr_expect_eq(run("SELECT Id FROM Account", false), 298);
+    cr_expect_eq(run("SELECT Id FROM Account", true), 299, "queryAll keeps soft-deleted, not purged");
+    cr_expect_eq(run("SELECT Id FROM Account WHERE IsDeleted = true", true), 1);
+}
