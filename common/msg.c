@@ -684,7 +684,7 @@ struct vctx {
 static bool plain_name(const char *k)
 {
     size_t len = strlen(k);
-    if (len == 0 || len > 64 || !((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') ||
+    if (len == 0 || len > 80 || !((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') ||
                                   k[0] == '_'))
         return false;
     for (size_t i = 1; i < len; i++) {
@@ -728,7 +728,7 @@ static void path_render(const struct vctx *v, char *out, size_t cap)
         } else {
             used = put(buf, sizeof buf, used, "['");
             size_t klen = strlen(s->key);
-            for (size_t k = 0; k < klen && k < 48; k++) {
+            for (size_t k = 0; k < klen && k < 80; k++) {
                 unsigned char ch = (unsigned char)s->key[k];
                 if (ch == '\'' || ch == '\\')
                     used = put(buf, sizeof buf, used, "\\%c", ch);
@@ -737,7 +737,7 @@ static void path_render(const struct vctx *v, char *out, size_t cap)
                 else
                     used = put(buf, sizeof buf, used, "%c", ch);
             }
-            used = put(buf, sizeof buf, used, "%s']", klen > 48 ? "..." : "");
+            used = put(buf, sizeof buf, used, "%s']", klen > 80 ? "..." : "");
         }
     }
     if (used > PATH_SHOWN) /* keep the end: it names the field */
