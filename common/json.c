@@ -70,9 +70,17 @@ struct json_object *json_parse(const char *buf, size_t len, struct err *e)
     json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
     struct json_object *o = json_tokener_parse_ex(tok, buf, (int)len);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
-    if (jerr == json_tokener_success && json_tokener_get_parse_end(tok) < len) {
-        /* trailing bytes other than whitespace */
-        for (size_t i = json_tokener_get_parse_end(tok); i < len; i++) {
+    size_t end = json_tokener_get_parse_end(tok);
+    if (jerr == json_tokener_continue) {
+        /* a bare top-level scalar (e.g. 123) is only complete once json-c sees a delimiter */
+        o = json_tokener_parse_ex(tok, " ", 1);
+        jerr = json_tokener_get_error(tok);
+        end = len; /* the first call consumed the whole buffer */
+    }
+    if (jerr == json_tokener_success && !o) {
+        err_set(e, ERR_INVALID_MESSAGE, false, "field \"(root)\": must be an object, not null");
+    } else if (jerr == json_tokener_success) {
+        for (size_t i = end; i < len; i++) {
             if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t') {
                 json_object_put(o);
                 o = NULL;
@@ -80,7 +88,7 @@ struct json_object *json_parse(const char *buf, size_t len, struct err *e)
                 break;
             }
         }
-    } else if (jerr != json_tokener_success) {
+    } else {
         json_object_put(o);
         o = NULL;
         if (jerr == json_tokener_continue)

@@ -110,8 +110,8 @@ struct json_object *worker_failure_event(const char *output_topic, const struct 
         json_object_object_add(ev, "results", results);
         json_add_int(ev, "api_calls", 0);
     } else {
-        /* token.refreshed / connection.status */
-        json_add_str(ev, "status", e->code == ERR_CONNECTION_EXPIRED ? "expired" : "disabled");
+        /* token.refreshed: the request failed; the connection's own state travels on connection.status */
+        json_add_str(ev, "status", "failed");
         json_add_str(ev, "reason", e->msg);
         json_add_str(ev, "instance_url", NULL);
     }
