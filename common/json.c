@@ -78,7 +78,7 @@ struct json_object *json_parse(const char *buf, size_t len, struct err *e)
         end = len; /* the first call consumed the whole buffer */
     }
     if (jerr == json_tokener_success && !o) {
-        err_set(e, ERR_INVALID_MESSAGE, false, "field \"(root)\": must be an object, not null");
+        err_set(e, ERR_INVALID_MESSAGE, false, "field \"(root)\": must be an object");
     } else if (jerr == json_tokener_success) {
         for (size_t i = end; i < len; i++) {
             if (buf[i] != ' ' && buf[i] != '\n' && buf[i] != '\r' && buf[i] != '\t') {
