@@ -130,6 +130,7 @@ void sim_buf_num(struct sim_buf *b, double d)
 char *sim_buf_take(struct sim_buf *b, size_t *len)
 {
     buf_grow(b, 0);
+    b->p[b->len] = '\0'; /* a never-written buffer has no terminator yet */
     char *p = b->p;
     if (len)
         *len = b->len;

@@ -1,0 +1,852 @@
+/*
+ * Unit tests of the emulator over real HTTP: every fault switch of
+ * /__sim/faults, OAuth errors, query paging, upsert status codes, collections
+ * and composite all-or-none rollback, Bulk 2.0 paging, the request log.
+ *
+ * Library entry: sim_new() + sim_start() with port 0 start the server in
+ * this process (one per test: Criterion forks each test); libcurl talks to
+ * it; sim_free() stops it.
+ */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sfsim/sim.h"
+
+static struct sim *S;
+static char TOK[256];
+static char V[] = "/services/data/v60.0";
+
+struct resp {
+    long status;
+    char *body;
+    size_t len;
+    char hdrs[4096];
+    CURLcode rc;
+    double secs;
+};
+
+static size_t on_body(char *p, size_t sz, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    char *nb = realloc(r->body, r->len + sz * n + 1);
+    if (!nb)
+        return 0;
+    r->body = nb;
+    memcpy(r->body + r->len, p, sz * n);
+    r->len += sz * n;
+    r->body[r->len] = '\0';
+    return sz * n;
+}
+
+static size_t on_hdr(char *p, size_t sz, size_t n, void *ud)
+{
+    struct resp *r = ud;
+    size_t have = strlen(r->hdrs), k = sz * n;
+    if (have + k < sizeof r->hdrs) {
+        memcpy(r->hdrs + have, p, k);
+        r->hdrs[have + k] = '\0';
+    }
+    return k;
+}
+
+/* method, path (appended to the base URL), body or NULL; auth adds the
+ * Bearer token; extra is one more header or NULL */
+static struct resp req(const char *method, const char *path, const char *body, bool auth,
+                       const char *ctype, const char *extra)
+{
+    struct resp r = {0};
+    CURL *c = curl_easy_init();
+    char url[4096];
+    snprintf(url, sizeof url, "%s%s", sim_base_url(S), path);
+    struct curl_slist *h = NULL;
+    char ah[400];
+    if (auth) {
+        snprintf(ah, sizeof ah, "Authorization: Bearer %s", TOK);
+        h = curl_slist_append(h, ah);
+    }
+    if (body) {
+        char ct[128];
+        snprintf(ct, sizeof ct, "Content-Type: %s", ctype ? ctype : "application/json");
+        h = curl_slist_append(h, ct);
+    }
+    if (extra)
+        h = curl_slist_append(h, extra);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (body)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_hdr);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+    r.rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r.secs);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    if (!r.body)
+        r.body = calloc(1, 1);
+    return r;
+}
+
+static struct resp api(const char *method, const char *sub, const char *body)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s%s", V, sub);
+    return req(method, path, body, true, NULL, NULL);
+}
+
+static struct resp query(const char *soql)
+{
+    CURL *c = curl_easy_init();
+    char *e = curl_easy_escape(c, soql, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/query?q=%s", V, e);
+    curl_free(e);
+    curl_easy_cleanup(c);
+    return req("GET", path, NULL, true, NULL, NULL);
+}
+
+static struct resp faults(const char *json) { return req("POST", "/__sim/faults", json, false, NULL, NULL); }
+
+static json_object *J(const struct resp *r)
+{
+    json_object *o = json_tokener_parse(r->body);
+    cr_assert_not_null(o, "not JSON (status %ld): %s", r->status, r->body);
+    return o;
+}
+
+static const char *sget(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : NULL;
+}
+
+static int64_t iget(json_object *o, const char *k)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : -1;
+}
+
+/* the errorCode of a REST error array */
+static void expect_error(struct resp *r, long status, const char *code)
+{
+    cr_expect_eq(r->status, status, "status %ld, want %ld: %s", r->status, status, r->body);
+    json_object *o = J(r);
+    cr_assert(json_object_is_type(o, json_type_array), "error body is an array: %s", r->body);
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 0), "errorCode"), code, "%s", r->body);
+    json_object *f;
+    cr_expect(json_object_object_get_ex(json_object_array_get_idx(o, 0), "fields", &f));
+    json_object_put(o);
+}
+
+static void done(struct resp *r) { free(r->body); }
+
+static void start(long accounts, long contacts)
+{
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = accounts;
+    c.seed_contacts = contacts;
+    c.seed_opportunities = 20;
+    c.bulk_delay_ms = 100;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert_not_null(S, "%s", err);
+    cr_assert(sim_start(S, err, sizeof err), "%s", err);
+    cr_assert(sim_issue_token(S, TOK, sizeof TOK));
+}
+
+static void setup(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    start(50, 20);
+}
+
+static void teardown(void)
+{
+    sim_free(S);
+    S = NULL;
+    curl_global_cleanup();
+}
+
+TestSuite(sfsim_http, .init = setup, .fini = teardown, .timeout = 60);
+
+Test(sfsim_http, limit_header_and_auth)
+{
+    struct resp r = query("SELECT Id FROM Account LIMIT 1");
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.hdrs, "Sforce-Limit-Info: api-usage=1/100000") != NULL, "%s", r.hdrs);
+    done(&r);
+    r = req("GET", "/services/data/v60.0/limits", NULL, false, NULL, NULL);
+    expect_error(&r, 401, "INVALID_SESSION_ID");
+    done(&r);
+    r = req("GET", "/services/data/v60.0/limits", NULL, false, NULL,
+            "Authorization: Bearer 00Dnope!AQnope");
+    expect_error(&r, 401, "INVALID_SESSION_ID");
+    done(&r);
+    r = api("GET", "/nothing/here", NULL);
+    expect_error(&r, 404, "NOT_FOUND");
+    done(&r);
+}
+
+Test(sfsim_http, fault_expire_sessions)
+{
+    struct resp r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+    r = faults("{\"expire_sessions\":true}");
+    cr_expect_eq(r.status, 200);
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    expect_error(&r, 401, "INVALID_SESSION_ID");
+    done(&r);
+}
+
+/* the web-server flow by hand; returns the token JSON */
+static json_object *oauth_code_flow(const char *verifier, const char *challenge)
+{
+    char path[1024];
+    snprintf(path, sizeof path,
+             "/services/oauth2/authorize?response_type=code&client_id=sfbridge-test-client"
+             "&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb&state=s1&scope=api%%20refresh_token"
+             "%s%s",
+             challenge ? "&code_challenge=" : "", challenge ? challenge : "");
+    struct resp r = req("GET", path, NULL, false, NULL, NULL);
+    cr_assert_eq(r.status, 302, "%s", r.body);
+    char *loc = strstr(r.hdrs, "Location: http://localhost/cb?code=");
+    cr_assert_not_null(loc, "%s", r.hdrs);
+    char code[128];
+    cr_assert_eq(sscanf(loc, "Location: http://localhost/cb?code=%127[^&\r\n]", code), 1);
+    cr_expect(strstr(loc, "&state=s1") != NULL);
+    done(&r);
+    char body[1024];
+    snprintf(body, sizeof body,
+             "grant_type=authorization_code&code=%s&client_id=sfbridge-test-client"
+             "&client_secret=sfbridge-test-secret&redirect_uri=http%%3A%%2F%%2Flocalhost%%2Fcb%s%s",
+             code, verifier ? "&code_verifier=" : "", verifier ? verifier : "");
+    r = req("POST", "/services/oauth2/token", body, false, "application/x-www-form-urlencoded",
+            NULL);
+    json_object *o = J(&r);
+    json_object_object_add(o, "_status", json_object_new_int((int)r.status));
+    done(&r);
+    return o;
+}
+
+Test(sfsim_http, oauth_pkce_and_errors)
+{
+    /* RFC 7636 appendix B pair */
+    json_object *t = oauth_code_flow("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
+                                     "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    cr_expect_eq(iget(t, "_status"), 200);
+    cr_expect(strncmp(sget(t, "refresh_token"), "5Aep", 4) == 0);
+    cr_expect_eq(strlen(sget(t, "issued_at")), 13);
+    json_object_put(t);
+    t = oauth_code_flow("wrong-verifier-wrong-verifier-wrong-verifier-0000",
+                        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    cr_expect_eq(iget(t, "_status"), 400);
+    cr_expect_str_eq(sget(t, "error"), "invalid_request");
+    json_object_put(t);
+    t = oauth_code_flow(NULL, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    cr_expect_str_eq(sget(t, "error"), "invalid_grant");
+    json_object_put(t);
+
+    struct resp r = req("POST", "/services/oauth2/token",
+                        "grant_type=refresh_token&refresh_token=x&client_id=nope", false,
+                        "application/x-www-form-urlencoded", NULL);
+    json_object *o = J(&r);
+    cr_expect_eq(r.status, 400);
+    cr_expect_str_eq(sget(o, "error"), "invalid_client_id");
+    cr_expect_str_eq(sget(o, "error_description"), "client identifier invalid");
+    json_object_put(o);
+    done(&r);
+    r = req("POST", "/services/oauth2/token",
+            "grant_type=refresh_token&refresh_token=x&client_id=sfbridge-test-client"
+            "&client_secret=bad",
+            false, "application/x-www-form-urlencoded", NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "error"), "invalid_client");
+    cr_expect_str_eq(sget(o, "error_description"), "invalid client credentials");
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, fault_revoke_refresh_tokens_and_revoke_endpoint)
+{
+    json_object *t = oauth_code_flow(NULL, NULL);
+    char rt[256], body[512];
+    snprintf(rt, sizeof rt, "%s", sget(t, "refresh_token"));
+    json_object_put(t);
+    snprintf(body, sizeof body,
+             "grant_type=refresh_token&refresh_token=%s&client_id=sfbridge-test-client", rt);
+    struct resp r = req("POST", "/services/oauth2/token", body, false,
+                        "application/x-www-form-urlencoded", NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    json_object *o = J(&r);
+    cr_expect_null(sget(o, "refresh_token"), "no rotation by default");
+    json_object_put(o);
+    done(&r);
+    r = faults("{\"revoke_refresh_tokens\":true}");
+    done(&r);
+    r = req("POST", "/services/oauth2/token", body, false, "application/x-www-form-urlencoded",
+            NULL);
+    o = J(&r);
+    cr_expect_eq(r.status, 400);
+    cr_expect_str_eq(sget(o, "error"), "invalid_grant");
+    cr_expect_str_eq(sget(o, "error_description"), "expired access/refresh token");
+    json_object_put(o);
+    done(&r);
+
+    /* /revoke on a fresh refresh token kills its access tokens */
+    t = oauth_code_flow(NULL, NULL);
+    char at[256];
+    snprintf(at, sizeof at, "%s", sget(t, "access_token"));
+    snprintf(body, sizeof body, "token=%s", sget(t, "refresh_token"));
+    json_object_put(t);
+    r = req("POST", "/services/oauth2/revoke", body, false, "application/x-www-form-urlencoded",
+            NULL);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+    snprintf(TOK, sizeof TOK, "%s", at);
+    r = api("GET", "/limits", NULL);
+    expect_error(&r, 401, "INVALID_SESSION_ID");
+    done(&r);
+}
+
+Test(sfsim_http, fault_api_limit)
+{
+    struct resp r = faults("{\"api_limit\":10,\"api_used\":9}");
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect(strstr(r.hdrs, "api-usage=10/10") != NULL, "%s", r.hdrs);
+    json_object *o = J(&r), *d;
+    cr_assert(json_object_object_get_ex(o, "DailyApiRequests", &d));
+    cr_expect_eq(iget(d, "Max"), 10);
+    cr_expect_eq(iget(d, "Remaining"), 0);
+    json_object_put(o);
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    expect_error(&r, 403, "REQUEST_LIMIT_EXCEEDED");
+    cr_expect(strstr(r.hdrs, "Sforce-Limit-Info: api-usage=10/10") != NULL, "%s", r.hdrs);
+    done(&r);
+    r = req("POST", "/__sim/reset_usage", "{}", false, NULL, NULL);
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+}
+
+Test(sfsim_http, fault_503_next_and_percent)
+{
+    struct resp r = faults("{\"fail_503_next\":2}");
+    done(&r);
+    for (int i = 0; i < 2; i++) {
+        r = api("GET", "/limits", NULL);
+        expect_error(&r, 503, "SERVER_UNAVAILABLE");
+        done(&r);
+    }
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+    r = faults("{\"fail_503_percent\":100}");
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 503);
+    done(&r);
+    r = faults("{\"fail_503_percent\":50}");
+    done(&r);
+    int fails = 0;
+    for (int i = 0; i < 40; i++) {
+        r = api("GET", "/limits", NULL);
+        fails += r.status == 503;
+        done(&r);
+    }
+    cr_expect(fails > 5 && fails < 35, "about half fail, got %d/40", fails);
+    r = req("POST", "/__sim/reset", "{}", false, NULL, NULL);
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200, "reset clears the faults");
+    done(&r);
+}
+
+Test(sfsim_http, fault_latency)
+{
+    struct resp r = faults("{\"latency_ms\":300}");
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    cr_expect(r.secs >= 0.29, "took %.3f s", r.secs);
+    done(&r);
+}
+
+Test(sfsim_http, fault_lock_row)
+{
+    struct resp r = faults("{\"lock_row_next\":1}");
+    done(&r);
+    r = api("POST", "/sobjects/Account", "{\"Name\":\"Locked\"}");
+    expect_error(&r, 400, "UNABLE_TO_LOCK_ROW");
+    done(&r);
+    r = api("POST", "/sobjects/Account", "{\"Name\":\"Locked\"}");
+    cr_expect_eq(r.status, 201);
+    done(&r);
+    /* per record in a collection */
+    r = faults("{\"lock_row_next\":1}");
+    done(&r);
+    r = api("POST", "/composite/sobjects",
+            "{\"allOrNone\":false,\"records\":[{\"attributes\":{\"type\":\"Account\"},\"Name\":\"a\"},"
+            "{\"attributes\":{\"type\":\"Account\"},\"Name\":\"b\"}]}");
+    json_object *o = J(&r);
+    json_object *e0, *errs;
+    cr_assert(json_object_object_get_ex(json_object_array_get_idx(o, 0), "errors", &errs));
+    e0 = json_object_array_get_idx(errs, 0);
+    cr_expect_str_eq(sget(e0, "statusCode"), "UNABLE_TO_LOCK_ROW");
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 1), "success"), "true");
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, fault_malformed_json)
+{
+    struct resp r = faults("{\"malformed_json_next\":1}");
+    done(&r);
+    r = query("SELECT Id, Name FROM Account");
+    cr_expect_eq(r.status, 200);
+    json_object *o = json_tokener_parse(r.body);
+    cr_expect_null(o, "body must not parse: %s", r.body);
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT Id, Name FROM Account");
+    o = J(&r);
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, fault_drop_connection)
+{
+    struct resp r = faults("{\"drop_connection_next\":1}");
+    done(&r);
+    r = query("SELECT Id, Name FROM Account");
+    cr_expect_neq(r.rc, CURLE_OK, "the transfer must fail, got %ld with %zu bytes", r.status, r.len);
+    done(&r);
+    r = query("SELECT Id, Name FROM Account");
+    cr_expect_eq(r.rc, CURLE_OK);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+}
+
+Test(sfsim_http, fault_query_timeout)
+{
+    struct resp r = faults("{\"query_timeout_above\":10}");
+    done(&r);
+    r = query("SELECT Id FROM Account");
+    expect_error(&r, 400, "QUERY_TIMEOUT");
+    done(&r);
+    r = query("SELECT Id FROM Account LIMIT 10");
+    cr_expect_eq(r.status, 200);
+    done(&r);
+}
+
+Test(sfsim_http, fault_delay_after_write)
+{
+    struct resp r = faults("{\"delay_after_write_ms\":400}");
+    done(&r);
+    r = api("POST", "/sobjects/Account", "{\"Name\":\"Slow Write\",\"Platform_Id__c\":\"slow-1\"}");
+    cr_expect_eq(r.status, 201);
+    cr_expect(r.secs >= 0.39, "took %.3f s", r.secs);
+    done(&r);
+    r = req("GET", "/__sim/records/Account?where=Platform_Id__c=slow-1&count=1", NULL, false, NULL, NULL);
+    json_object *o = J(&r);
+    cr_expect_eq(iget(o, "count"), 1);
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, fault_validation_rule)
+{
+    struct resp r = faults("{\"validation_rule\":{\"object\":\"Contact\",\"field\":\"Email\","
+                           "\"contains\":\"invalid\"}}");
+    done(&r);
+    r = api("POST", "/sobjects/Contact", "{\"LastName\":\"V\",\"Email\":\"x.invalid@example.com\"}");
+    expect_error(&r, 400, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
+    json_object *o = J(&r), *f;
+    cr_assert(json_object_object_get_ex(json_object_array_get_idx(o, 0), "fields", &f));
+    cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(f, 0)), "Email");
+    json_object_put(o);
+    done(&r);
+    r = api("POST", "/sobjects/Contact", "{\"LastName\":\"V\",\"Email\":\"ok@example.com\"}");
+    cr_expect_eq(r.status, 201);
+    done(&r);
+    r = req("GET", "/__sim/faults", NULL, false, NULL, NULL);
+    cr_expect(strstr(r.body, "\"contains\":\"invalid\"") != NULL, "%s", r.body);
+    done(&r);
+}
+
+Test(sfsim_http, fault_bulk_fail_and_bulk_paging)
+{
+    struct resp r = faults("{\"bulk_fail_next\":1}");
+    done(&r);
+    r = api("POST", "/jobs/query", "{\"operation\":\"query\",\"query\":\"SELECT Id FROM Account\"}");
+    json_object *o = J(&r);
+    char id[32];
+    snprintf(id, sizeof id, "%s", sget(o, "id"));
+    cr_expect_str_eq(sget(o, "state"), "UploadComplete");
+    json_object_put(o);
+    done(&r);
+    usleep(150000);
+    char path[256];
+    snprintf(path, sizeof path, "/jobs/query/%s", id);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "state"), "Failed");
+    cr_expect_not_null(sget(o, "errorMessage"));
+    json_object_put(o);
+    done(&r);
+
+    r = api("POST", "/jobs/query",
+            "{\"operation\":\"query\",\"query\":\"SELECT Id, Name, Account.Name FROM Contact\"}");
+    o = J(&r);
+    snprintf(id, sizeof id, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/jobs/query/%s/results", id);
+    r = api("GET", path, NULL);
+    expect_error(&r, 412, "JOB_NOT_COMPLETE");
+    done(&r);
+    usleep(150000);
+    snprintf(path, sizeof path, "/jobs/query/%s", id);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "state"), "JobComplete");
+    cr_expect_eq(iget(o, "numberRecordsProcessed"), 20);
+    json_object_put(o);
+    done(&r);
+    /* 20 contacts in pages of 8: 8, 8, 4 */
+    char loc[64] = "";
+    int pages = 0, rows = 0;
+    for (;;) {
+        snprintf(path, sizeof path, "/jobs/query/%s/results?maxRecords=8%s%s", id,
+                 loc[0] ? "&locator=" : "", loc);
+        r = api("GET", path, NULL);
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        cr_expect(strncmp(r.body, "\"Id\",\"Name\",\"Account.Name\"\n", 27) == 0, "%s", r.body);
+        int lines = 0;
+        for (char *p = r.body; *p; p++)
+            lines += *p == '\n';
+        rows += lines - 1;
+        pages++;
+        char *h = strstr(r.hdrs, "Sforce-Locator: ");
+        cr_assert_not_null(h);
+        sscanf(h, "Sforce-Locator: %63[^\r\n]", loc);
+        cr_expect(strstr(r.hdrs, "Sforce-NumberOfRecords: ") != NULL);
+        done(&r);
+        if (strcmp(loc, "null") == 0 || pages > 5)
+            break;
+    }
+    cr_expect_eq(pages, 3);
+    cr_expect_eq(rows, 20);
+}
+
+Test(sfsim_http, query_paging_with_batch_size)
+{
+    sim_free(S);
+    start(4500, 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/query?q=SELECT+Id+FROM+Account+ORDER+BY+Id", V);
+    int pages = 0, total = 0;
+    char prev[32] = "";
+    for (;;) {
+        struct resp r = req("GET", path, NULL, true, NULL, "Sforce-Query-Options: batchSize=1000");
+        cr_assert_eq(r.status, 200, "%s", r.body);
+        json_object *o = J(&r), *recs, *nx;
+        cr_expect_eq(iget(o, "totalSize"), 4500);
+        cr_assert(json_object_object_get_ex(o, "records", &recs));
+        size_t n = json_object_array_length(recs);
+        for (size_t i = 0; i < n; i++) {
+            const char *id = sget(json_object_array_get_idx(recs, i), "Id");
+            cr_expect(strcmp(prev, id) < 0, "ids ascend across pages");
+            snprintf(prev, sizeof prev, "%s", id);
+        }
+        total += (int)n;
+        pages++;
+        bool more = json_object_object_get_ex(o, "nextRecordsUrl", &nx);
+        cr_expect_eq(more, !json_object_get_boolean(json_object_object_get(o, "done")));
+        if (more)
+            snprintf(path, sizeof path, "%s", json_object_get_string(nx));
+        json_object_put(o);
+        done(&r);
+        if (!more || pages > 10)
+            break;
+    }
+    cr_expect_eq(pages, 5);
+    cr_expect_eq(total, 4500);
+    struct resp r = api("GET", "/query/0r8Hs0000000000bogus-2000", NULL);
+    expect_error(&r, 400, "INVALID_QUERY_LOCATOR");
+    done(&r);
+}
+
+Test(sfsim_http, upsert_status_codes)
+{
+    struct resp r = api("PATCH", "/sobjects/Account/Platform_Id__c/u-1", "{\"Name\":\"U1\"}");
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    json_object *o = J(&r);
+    cr_expect_str_eq(sget(o, "created"), "true");
+    char id[32];
+    snprintf(id, sizeof id, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    r = api("PATCH", "/sobjects/Account/Platform_Id__c/u-1", "{\"Name\":\"U1b\"}");
+    cr_expect_eq(r.status, 200);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "created"), "false");
+    cr_expect_str_eq(sget(o, "id"), id);
+    json_object_put(o);
+    done(&r);
+    /* two records with one non-unique external id value */
+    for (int i = 0; i < 2; i++) {
+        r = req("POST", "/__sim/records/Account", "{\"Name\":\"L\",\"Legacy_Id__c\":\"dup\"}",
+                false, NULL, NULL);
+        cr_expect_eq(r.status, 201);
+        done(&r);
+    }
+    r = api("PATCH", "/sobjects/Account/Legacy_Id__c/dup", "{\"Name\":\"M\"}");
+    cr_expect_eq(r.status, 300, "%s", r.body);
+    o = J(&r);
+    cr_expect(json_object_is_type(o, json_type_array) && json_object_array_length(o) == 2);
+    json_object_put(o);
+    done(&r);
+    r = api("PATCH", "/sobjects/Account/Name/x", "{\"Type\":\"Other\"}");
+    expect_error(&r, 404, "NOT_FOUND");
+    done(&r);
+    r = api("POST", "/sobjects/Account", "{\"Name\":\"D\",\"Platform_Id__c\":\"u-1\"}");
+    expect_error(&r, 400, "DUPLICATE_VALUE");
+    done(&r);
+    r = api("POST", "/sobjects/Contact", "{\"LastName\":\"X\",\"AccountId\":\"001Hs000000zzzzzzz\"}");
+    cr_expect_eq(r.status, 400);
+    done(&r);
+    r = api("POST", "/sobjects/Account", "{\"Name\":\"X\",\"Id\":\"001Hs0000000001IAA\"}");
+    expect_error(&r, 400, "INVALID_FIELD");
+    done(&r);
+    r = api("POST", "/sobjects/Contact", "{\"FirstName\":\"NoLast\"}");
+    expect_error(&r, 400, "REQUIRED_FIELD_MISSING");
+    done(&r);
+}
+
+Test(sfsim_http, collections_all_or_none_rolls_back)
+{
+    struct resp r = api("POST", "/composite/sobjects",
+                        "{\"allOrNone\":true,\"records\":["
+                        "{\"attributes\":{\"type\":\"Account\"},\"Name\":\"AON 1\"},"
+                        "{\"attributes\":{\"type\":\"Account\"},\"Industry\":\"Banking\"},"
+                        "{\"attributes\":{\"type\":\"Account\"},\"Name\":\"AON 3\"}]}");
+    cr_expect_eq(r.status, 200);
+    json_object *o = J(&r), *errs;
+    cr_assert_eq(json_object_array_length(o), 3);
+    const char *want[] = {"ALL_OR_NONE_OPERATION_ROLLED_BACK", "REQUIRED_FIELD_MISSING",
+                          "ALL_OR_NONE_OPERATION_ROLLED_BACK"};
+    for (size_t i = 0; i < 3; i++) {
+        json_object *e = json_object_array_get_idx(o, i);
+        cr_expect_str_eq(sget(e, "success"), "false");
+        cr_assert(json_object_object_get_ex(e, "errors", &errs));
+        cr_expect_str_eq(sget(json_object_array_get_idx(errs, 0), "statusCode"), want[i]);
+    }
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT COUNT() FROM Account WHERE Name LIKE 'AON%'");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 0, "nothing was kept");
+    json_object_put(o);
+    done(&r);
+    /* more than 200 records */
+    char *big = malloc(201 * 64 + 64);
+    size_t n = (size_t)snprintf(big, 64, "{\"records\":[");
+    for (int i = 0; i < 201; i++)
+        n += (size_t)snprintf(big + n, 64, "%s{\"attributes\":{\"type\":\"Account\"},\"Name\":\"b\"}",
+                              i ? "," : "");
+    snprintf(big + n, 8, "]}");
+    r = api("POST", "/composite/sobjects", big);
+    expect_error(&r, 400, "EXCEEDED_ID_LIMIT");
+    done(&r);
+    free(big);
+}
+
+Test(sfsim_http, composite_all_or_none_rolls_back)
+{
+    struct resp r = api("POST", "/composite",
+                        "{\"allOrNone\":true,\"compositeRequest\":["
+                        "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Account\","
+                        "\"referenceId\":\"acc\",\"body\":{\"Name\":\"Rollback Parent\"}},"
+                        "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Contact\","
+                        "\"referenceId\":\"con\",\"body\":{\"AccountId\":\"@{acc.id}\"}}]}");
+    cr_expect_eq(r.status, 200);
+    json_object *o = J(&r), *cr;
+    cr_assert(json_object_object_get_ex(o, "compositeResponse", &cr));
+    json_object *a = json_object_array_get_idx(cr, 0), *c = json_object_array_get_idx(cr, 1);
+    cr_expect_eq(iget(a, "httpStatusCode"), 400);
+    cr_expect(strstr(json_object_to_json_string(a), "PROCESSING_HALTED") != NULL);
+    cr_expect_eq(iget(c, "httpStatusCode"), 400);
+    cr_expect(strstr(json_object_to_json_string(c), "REQUIRED_FIELD_MISSING") != NULL);
+    cr_expect_str_eq(sget(c, "referenceId"), "con");
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT COUNT() FROM Account WHERE Name = 'Rollback Parent'");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 0, "the parent was rolled back");
+    json_object_put(o);
+    done(&r);
+    /* the same without allOrNone keeps the parent, and counts as one call */
+    r = req("GET", "/__sim/stats", NULL, false, NULL, NULL);
+    o = J(&r);
+    int64_t used = iget(o, "api_used");
+    json_object_put(o);
+    done(&r);
+    r = api("POST", "/composite",
+            "{\"compositeRequest\":["
+            "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Account\","
+            "\"referenceId\":\"acc\",\"body\":{\"Name\":\"Kept Parent\"}},"
+            "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Contact\","
+            "\"referenceId\":\"con\",\"body\":{\"LastName\":\"K\",\"AccountId\":\"@{acc.id}\"}},"
+            "{\"method\":\"GET\",\"url\":\"/services/data/v60.0/query?q=SELECT+Id+FROM+Contact+WHERE+AccountId='@{acc.id}'\","
+            "\"referenceId\":\"q\"}]}");
+    o = J(&r);
+    cr_assert(json_object_object_get_ex(o, "compositeResponse", &cr));
+    cr_expect_eq(iget(json_object_array_get_idx(cr, 1), "httpStatusCode"), 201);
+    json_object *qb;
+    cr_assert(json_object_object_get_ex(json_object_array_get_idx(cr, 2), "body", &qb));
+    cr_expect_eq(iget(qb, "totalSize"), 1);
+    json_object_put(o);
+    done(&r);
+    r = req("GET", "/__sim/stats", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "api_used"), used + 1, "stats reads are free, a composite is one call");
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, control_records_and_request_log)
+{
+    struct resp r = req("DELETE", "/__sim/requests", NULL, false, NULL, NULL);
+    done(&r);
+    r = query("SELECT Id FROM Account LIMIT 1");
+    done(&r);
+    r = req("POST", "/__sim/records/Account", "{\"Name\":\"Direct\",\"Platform_Id__c\":\"d-1\"}",
+            false, NULL, NULL);
+    json_object *o = J(&r);
+    char id[32], path[256];
+    snprintf(id, sizeof id, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    /* a direct edit bumps SystemModstamp like a real one */
+    r = req("POST", "/__sim/clock", "{\"advance_s\":120}", false, NULL, NULL);
+    done(&r);
+    snprintf(path, sizeof path, "/__sim/records/Account/%s", id);
+    r = req("PATCH", path, "{\"Industry\":\"Energy\"}", false, NULL, NULL);
+    cr_expect_eq(r.status, 204);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Account/%s?fields=CreatedDate,SystemModstamp,Industry", id);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "Industry"), "Energy");
+    cr_expect(strcmp(sget(o, "SystemModstamp"), sget(o, "CreatedDate")) > 0);
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/__sim/records/Account/%s", id);
+    r = req("DELETE", path, NULL, false, NULL, NULL);
+    done(&r);
+    r = req("GET", "/__sim/records/Account?where=IsDeleted=true&count=1", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "count"), 1);
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/__sim/records/Account/%s?hard=1", id);
+    r = req("DELETE", path, NULL, false, NULL, NULL);
+    done(&r);
+    r = req("GET", "/__sim/records/Account?where=IsDeleted=true&count=1", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "count"), 0, "purged records are gone");
+    json_object_put(o);
+    done(&r);
+
+    r = req("GET", "/__sim/requests", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_assert_eq(json_object_array_length(o), 2, "control calls are not logged: %s", r.body);
+    json_object *e = json_object_array_get_idx(o, 0);
+    cr_expect_str_eq(sget(e, "method"), "GET");
+    cr_expect_str_eq(sget(e, "path"), "/services/data/v60.0/query");
+    cr_expect_str_eq(sget(e, "query"), "q=SELECT Id FROM Account LIMIT 1");
+    cr_expect_eq(iget(e, "status"), 200);
+    int64_t seq = iget(e, "seq");
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/__sim/requests?since=%lld", (long long)seq);
+    r = req("GET", path, NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(json_object_array_length(o), 1);
+    json_object_put(o);
+    done(&r);
+    r = req("GET", "/__sim/stats", NULL, false, NULL, NULL);
+    o = J(&r);
+    json_object *be;
+    cr_assert(json_object_object_get_ex(o, "by_endpoint", &be));
+    cr_expect_eq(iget(be, "query"), 1);
+    cr_expect_eq(iget(be, "sobject_retrieve"), 1);
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_http, formula_fields_follow_their_inputs)
+{
+    struct resp r = api("POST", "/sobjects/Account", "{\"Name\":\"Rollup\"}");
+    json_object *o = J(&r);
+    char acc[32], path[256], body[256];
+    snprintf(acc, sizeof acc, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    snprintf(body, sizeof body,
+             "{\"Name\":\"O\",\"StageName\":\"Prospecting\",\"CloseDate\":\"2030-01-01\","
+             "\"Amount\":1234.5,\"AccountId\":\"%s\"}", acc);
+    r = api("POST", "/sobjects/Opportunity", body);
+    o = J(&r);
+    char opp[32];
+    snprintf(opp, sizeof opp, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Account/%s?fields=Open_Pipeline__c,SystemModstamp", acc);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "Open_Pipeline__c"), "1234.5");
+    char stamp[40];
+    snprintf(stamp, sizeof stamp, "%s", sget(o, "SystemModstamp"));
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Opportunity/%s", opp);
+    r = req("POST", "/__sim/clock", "{\"advance_s\":60}", false, NULL, NULL);
+    done(&r);
+    r = api("PATCH", path, "{\"StageName\":\"Closed Won\"}");
+    cr_expect_eq(r.status, 204);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Account/%s?fields=Open_Pipeline__c,SystemModstamp", acc);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "Open_Pipeline__c"), "0.0");
+    cr_expect_str_eq(sget(o, "SystemModstamp"), stamp, "a roll-up change leaves the stamp alone");
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Opportunity/%s?fields=Probability,Expected_Revenue__c,IsWon", opp);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "Probability"), "100.0");
+    cr_expect_str_eq(sget(o, "Expected_Revenue__c"), "1234.5");
+    cr_expect_str_eq(sget(o, "IsWon"), "true");
+    json_object_put(o);
+    done(&r);
+}
