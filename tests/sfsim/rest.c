@@ -1486,6 +1486,10 @@ void sim_rest_handle(struct sim *sim, struct sim_req *q, struct sim_resp *r)
     struct ctx c = {.sim = sim, .q = q, .r = r, .locked = false};
     if (!sim_oauth_check(sim, q, r)) {
         r->endpoint = "rejected";
+        pthread_mutex_lock(&sim->mu);
+        long long u = sim->f.api_used, l = sim->f.api_limit;
+        pthread_mutex_unlock(&sim->mu);
+        sim_resp_hdr(r, "Sforce-Limit-Info", "api-usage=%lld/%lld", u, l);
         return;
     }
     pthread_mutex_lock(&sim->mu);
