@@ -850,3 +850,65 @@ Test(sfsim_http, formula_fields_follow_their_inputs)
     json_object_put(o);
     done(&r);
 }
+
+Test(sfsim_http, session_timeout_follows_the_clock)
+{
+    struct resp r = api("GET", "/limits", NULL);
+    cr_expect_eq(r.status, 200);
+    done(&r);
+    r = req("POST", "/__sim/clock", "{\"advance_s\":7201}", false, NULL, NULL);
+    done(&r);
+    r = api("GET", "/limits", NULL);
+    expect_error(&r, 401, "INVALID_SESSION_ID");
+    done(&r);
+}
+
+Test(sfsim_http, rotation_and_introspection)
+{
+    sim_free(S);
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.rotate_refresh_tokens = true;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert(S && sim_start(S, err, sizeof err), "%s", err);
+    json_object *t = oauth_code_flow(NULL, NULL);
+    char rt[256], body[512];
+    snprintf(rt, sizeof rt, "%s", sget(t, "refresh_token"));
+    snprintf(body, sizeof body,
+             "token=%s&client_id=sfbridge-test-client&client_secret=sfbridge-test-secret",
+             sget(t, "access_token"));
+    json_object_put(t);
+    struct resp r = req("POST", "/services/oauth2/introspect", body, false,
+                        "application/x-www-form-urlencoded", NULL);
+    json_object *o = J(&r);
+    cr_expect_str_eq(sget(o, "active"), "true");
+    cr_expect_str_eq(sget(o, "token_type"), "access_token");
+    cr_expect_str_eq(sget(o, "username"), "demo@example.com");
+    json_object_put(o);
+    done(&r);
+    snprintf(body, sizeof body,
+             "grant_type=refresh_token&refresh_token=%s&client_id=sfbridge-test-client", rt);
+    r = req("POST", "/services/oauth2/token", body, false, "application/x-www-form-urlencoded",
+            NULL);
+    o = J(&r);
+    cr_expect_eq(r.status, 200);
+    cr_assert_not_null(sget(o, "refresh_token"), "rotation returns a new refresh token");
+    cr_expect_str_neq(sget(o, "refresh_token"), rt);
+    json_object_put(o);
+    done(&r);
+    r = req("POST", "/services/oauth2/token", body, false, "application/x-www-form-urlencoded",
+            NULL);
+    o = J(&r);
+    cr_expect_eq(r.status, 400, "the rotated-out token is dead");
+    cr_expect_str_eq(sget(o, "error"), "invalid_grant");
+    json_object_put(o);
+    done(&r);
+    r = req("GET", "/__sim/stats", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "refresh_grants"), 1);
+    cr_expect_eq(iget(o, "code_grants"), 1);
+    json_object_put(o);
+    done(&r);
+}

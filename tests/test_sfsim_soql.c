@@ -179,3 +179,30 @@ Test(sfsim_soql, order_by_and_deleted_rows)
     cr_expect_eq(run("SELECT Id FROM Account", true), 299, "queryAll keeps soft-deleted, not purged");
     cr_expect_eq(run("SELECT Id FROM Account WHERE IsDeleted = true", true), 1);
 }
+
+Test(sfsim_soql, seeding_is_deterministic)
+{
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = 300;
+    c.seed_contacts = 200;
+    c.seed_opportunities = 100;
+    c.seed_tasks = 20;
+    c.quiet = true;
+    char err[256];
+    struct sim *t = sim_new(&c, err, sizeof err);
+    cr_assert_not_null(t);
+    const struct sim_object *o = &sim_objects[SIM_CONTACT];
+    int email = sim_field_find(o, "Email");
+    for (uint32_t i = 0; i < 200; i++) {
+        struct sim_rec *a = sim_rec_at(&S->store, SIM_CONTACT, i);
+        struct sim_rec *b = sim_rec_at(&t->store, SIM_CONTACT, i);
+        cr_expect_str_eq(a->id, b->id);
+        cr_expect_str_eq(sim_get(&S->store, SIM_CONTACT, a, email).u.s,
+                         sim_get(&t->store, SIM_CONTACT, b, email).u.s);
+        /* stamps differ only by the start time of the two runs */
+        int64_t da = a->v[o->f_sysmod].i - b->v[o->f_sysmod].i;
+        cr_expect(da > -5000 && da < 5000);
+    }
+    sim_free(t);
+}
