@@ -1,17 +1,373 @@
 /*
  * sfbridge-write: consumes record.write, produces record.written.
- * Placeholder handler until its issue lands: the loop, DLQ, inbox and offset
- * handling are real; every valid job is answered with a failed completion
- * NOT_IMPLEMENTED.
+ *
+ * Per message (the worker loop has already validated it, checked the inbox
+ * and the org/connection gates):
+ *   1. plan (plan.c): every operation mapped through the org's export
+ *      mappings; unmapped fields, unknown ids and deletes fail or are refused
+ *      per operation before anything is sent; with all_or_none (the default)
+ *      one such failure stops the whole message (PROCESSING_HALTED);
+ *   2. write_intents for every operation, committed before the first call
+ *      (an operation that will be created gets its platform id here, and a
+ *      retry reuses it: creates are upserts on the org's external-id field
+ *      valued from the platform id, so a retry after a crash finds the record
+ *      instead of duplicating it);
+ *   3. calls: the whole message as ONE composite request when it fits (25
+ *      subrequests: operations plus InteractionAttendee records), otherwise
+ *      sObject Collections of 200 records per (level, object, kind), parents
+ *      before children; each call is preceded by a budget check and by
+ *      marking its intents `sent`, and followed by ONE transaction with the
+ *      intents' outcome, the local rows and the audit rows — plus, after the
+ *      last call, processed_messages with the record.written event;
+ *   4. deferral: budget exhausted or 403 REQUEST_LIMIT_EXCEEDED -> a
+ *      record.written `deferred` with retry_at is emitted (once per request)
+ *      and the handler returns a retriable error: the loop keeps the message
+ *      (offset not stored) and retries it with backoff (SFBRIDGE_MAX_BACKOFF_MS)
+ *      until the budget allows it; calls already made are not repeated
+ *      (their intents are final), so nothing is lost or sent twice, and the
+ *      connection's later writes stay behind it in order.
  */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "budget.h"
+#include "conn.h"
+#include "json.h"
+#include "log.h"
+#include "pg.h"
+#include "sf.h"
 #include "worker.h"
+#include "write.h"
+
+#define COLLECTION_MAX 200
+#define COMPOSITE_MAX 25
+
+struct write_ctx {
+    struct sf_client *sf;
+};
+
+static bool wi_init(struct deps *d, struct err *e)
+{
+    struct write_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return err_set(e, ERR_NOMEM, false, "out of memory");
+    unsigned char key[32];
+    if (!conn_key(d->cfg, key, e)) {
+        free(c);
+        return false;
+    }
+    struct sf_options o;
+    conn_sf_options(d->cfg, &o);
+    c->sf = sf_client_new(&o, e);
+    if (!c->sf) {
+        free(c);
+        return false;
+    }
+    d->ctx = c;
+    return true;
+}
+
+static void wi_cleanup(struct deps *d)
+{
+    struct write_ctx *c = d->ctx;
+    if (!c)
+        return;
+    sf_client_free(&c->sf);
+    free(c);
+    d->ctx = NULL;
+}
+
+static enum budget_class class_of(const char *source)
+{
+    return source && (!strcmp(source, "chat") || !strcmp(source, "meeting_notes")) ? BUDGET_INTERACTIVE
+                                                                                   : BUDGET_WORKFLOW;
+}
+
+static bool pending(const struct wop *o) { return !o->done && o->kind != K_NONE; }
+
+static int count_pending(const struct wmsg *m, int *subrequests)
+{
+    int n = 0, subs = 0;
+    for (int i = 0; i < m->nops; i++)
+        if (pending(&m->ops[i])) {
+            n++;
+            subs += 1 + m->ops[i].ncontacts;
+        }
+    if (subrequests)
+        *subrequests = subs;
+    return n;
+}
+
+/* all_or_none: once one operation failed, nothing else is sent. */
+static void halt_rest(struct wmsg *m, const struct wop *cause)
+{
+    for (int i = 0; i < m->nops; i++) {
+        struct wop *o = &m->ops[i];
+        if (pending(o))
+            wop_fail(o, "PROCESSING_HALTED", "not sent: operation \"%s\" of this all-or-none request failed (%s)",
+                     cause->ref, cause->err_code);
+    }
+}
+
+static const struct wop *first_failure(const struct wmsg *m)
+{
+    for (int i = 0; i < m->nops; i++)
+        if (m->ops[i].done && m->ops[i].outcome && strcmp(m->ops[i].outcome, "created") &&
+            strcmp(m->ops[i].outcome, "updated"))
+            return &m->ops[i];
+    return NULL;
+}
+
+/* An operation whose parent failed (or was never written) cannot be linked to it. */
+static void fail_orphans(struct wmsg *m)
+{
+    for (int i = 0; i < m->nops; i++) {
+        struct wop *o = &m->ops[i];
+        if (!pending(o))
+            continue;
+        struct wlink *ls[2] = {o->has_company ? &o->company : NULL, o->has_deal ? &o->deal : NULL};
+        for (int k = 0; k < 2 + o->ncontacts; k++) {
+            struct wlink *l = k < 2 ? ls[k] : &o->contacts[k - 2];
+            if (!l || l->op < 0)
+                continue;
+            const struct wop *t = &m->ops[l->op];
+            if (t->done && !t->sf_id[0])
+                wop_fail(o, "INVALID_LINK", "not sent: the linked operation \"%s\" failed", t->ref);
+        }
+    }
+}
+
+/* Choose the next collection call: the lowest level with pending operations whose parents are done,
+ * first (object, kind) group there, at most 200. */
+static bool select_collection(struct wmsg *m, const char **sf_object, enum wkind *kind)
+{
+    int level = -1;
+    for (int i = 0; i < m->nops; i++)
+        if (pending(&m->ops[i]) && (level < 0 || m->ops[i].level < level))
+            level = m->ops[i].level;
+    if (level < 0)
+        return false;
+    const struct wop *lead = NULL;
+    int n = 0;
+    for (int i = 0; i < m->nops; i++) {
+        struct wop *o = &m->ops[i];
+        o->in_call = false;
+        if (!pending(o) || o->level != level)
+            continue;
+        if (o->ncontacts) {
+            wop_fail(o, "TOO_LARGE",
+                     "operation \"%s\": an Activity with contacts is written in a bundle of at most %d "
+                     "subrequests; split this message",
+                     o->ref, COMPOSITE_MAX);
+            continue;
+        }
+        if (!lead)
+            lead = o;
+        if (n < COLLECTION_MAX && o->kind == lead->kind && !strcmp(o->om->sf_object, lead->om->sf_object)) {
+            o->in_call = true;
+            n++;
+        }
+    }
+    if (!lead)
+        return select_collection(m, sf_object, kind);
+    *sf_object = lead->om->sf_object;
+    *kind = lead->kind;
+    return true;
+}
+
+static void iso_ms(long long ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Emit `deferred` once per request (marked on its pending intents), then ask the loop to retry later. */
+static bool defer(struct job *job, struct deps *d, struct wmsg *m, long long retry_at_ms, const char *why,
+                  struct err *e)
+{
+    char at[40];
+    struct err de = ERR_INIT;
+    iso_ms(retry_at_ms, at, sizeof at);
+    const char *p[2] = {m->request_id, why};
+    struct pg_res *r = pg_exec(d->pg,
+                               "UPDATE write_intents SET error_code = 'LIMIT_EXCEEDED', error_message = $2, "
+                               "updated_at = now() WHERE request_id = $1::uuid AND state IN ('pending', 'sent') "
+                               "AND error_code IS DISTINCT FROM 'LIMIT_EXCEEDED'",
+                               2, p, &de);
+    bool first = r && pg_res_affected(r) > 0;
+    pg_res_free(&r);
+    if (first) {
+        struct json_object *ev = worker_event_new(job), *er = json_object_new_object();
+        json_add_str(ev, "status", "deferred");
+        json_object_object_add(ev, "results", json_object_new_array());
+        json_add_int(ev, "api_calls", m->api_calls);
+        json_add_str(ev, "retry_at", at);
+        json_add_str(er, "code", "LIMIT_EXCEEDED");
+        json_add_str(er, "message", why);
+        json_object_object_add(ev, "error", er);
+        if (!worker_emit(d, "record.written", job->connection_id, ev, &de))
+            log_warn("could not emit the deferred record.written of %s: %s", m->request_id, de.msg);
+        json_object_put(ev);
+    }
+    log_info("write %s deferred until %s: %s", m->request_id, at, why);
+    return err_set(e, ERR_LIMIT_EXCEEDED, true, "%s; the write is kept and retried (not before %s)", why, at);
+}
+
+static bool commit_outcomes(struct job *job, struct deps *d, struct wmsg *m, bool last, struct json_object **event,
+                            struct err *e)
+{
+    bool *was = calloc((size_t)m->nops + 1, sizeof *was);
+    if (!was)
+        return err_set(e, ERR_NOMEM, true, "out of memory");
+    for (int i = 0; i < m->nops; i++)
+        was[i] = m->ops[i].recorded;
+    if (!pg_begin(d->pg, e))
+        goto fail;
+    if (!write_record_outcomes(d->pg, m, NULL, e))
+        goto fail;
+    if (last) {
+        *event = write_event(job, m);
+        if (!worker_mark_processed(d, job, "record.written", *event, e))
+            goto fail;
+    }
+    if (!pg_commit(d->pg, e))
+        goto fail;
+    free(was);
+    return true;
+fail:
+    pg_rollback(d->pg);
+    if (last) {
+        json_object_put(*event);
+        *event = NULL;
+    }
+    /* nothing of this transaction was stored */
+    for (int i = 0; i < m->nops; i++)
+        m->ops[i].recorded = was[i];
+    free(was);
+    return false;
+}
 
 static bool handle(struct job *job, struct deps *d, struct json_object **event, struct err *e)
 {
-    (void)job;
-    (void)d;
-    (void)event;
-    return err_set(e, ERR_NOT_IMPLEMENTED, false, "record.write handling is not implemented yet");
+    struct write_ctx *ctx = d->ctx;
+    struct wmsg m;
+    struct conn_session s;
+    bool opened = false, ok = false;
+    memset(&m, 0, sizeof m);
+    memset(&s, 0, sizeof s);
+    m.msg = job->msg;
+    m.request_id = job->message_id;
+    m.org_id = job->org_id;
+    m.connection_id = job->connection_id;
+    m.actor = json_get_str(job->msg, "actor");
+    m.source = json_get_str(job->msg, "source");
+    m.all_or_none = json_get_bool(job->msg, "all_or_none", true);
+
+    if (!write_plan(d->pg, &m, e) || !write_intents_load(d->pg, &m, e))
+        goto out;
+    const struct wop *bad = first_failure(&m);
+    if (m.all_or_none && bad)
+        halt_rest(&m, bad);
+
+    if (count_pending(&m, NULL) > 0) {
+        /* the intents (and the platform ids of new records) exist before anything reaches Salesforce */
+        if (!pg_begin(d->pg, e) || !write_intents_insert(d->pg, &m, e) || !pg_commit(d->pg, e))
+            goto out;
+        if (!conn_open(&s, d->pg, d->cfg, ctx->sf, job->connection_id, e))
+            goto out;
+        opened = true;
+        sf_client_reset_calls(ctx->sf);
+    }
+    bool first_call = true;
+    while (count_pending(&m, NULL) > 0) {
+        int subs = 0;
+        int n = count_pending(&m, &subs);
+        bool composite = first_call && n > 0 && subs <= COMPOSITE_MAX;
+        const char *sf_object = NULL;
+        enum wkind kind = K_NONE;
+        fail_orphans(&m);
+        if (composite) {
+            for (int i = 0; i < m.nops; i++)
+                m.ops[i].in_call = pending(&m.ops[i]);
+        } else if (!select_collection(&m, &sf_object, &kind)) {
+            break;
+        }
+        first_call = false;
+        int in_call = 0;
+        for (int i = 0; i < m.nops; i++)
+            in_call += m.ops[i].in_call && pending(&m.ops[i]);
+        if (!in_call)
+            continue;
+        long long retry_at = 0;
+        struct err be = ERR_INIT;
+        if (!budget_check(d->pg, d->cfg, m.org_id, s.sf_org_id[0] ? s.sf_org_id : NULL, class_of(m.source), 1,
+                          &retry_at, &be)) {
+            if (be.code == ERR_LIMIT_EXCEEDED) {
+                defer(job, d, &m, retry_at, be.msg, e);
+                goto out;
+            }
+            *e = be;
+            goto out;
+        }
+        if (!pg_begin(d->pg, e) || !write_intents_mark_sent(d->pg, &m, e) || !pg_commit(d->pg, e))
+            goto out;
+        struct err ce = ERR_INIT;
+        bool sent = composite ? write_send_composite(&s, &m, &ce)
+                              : write_send_collection(&s, &m, sf_object, kind, &ce);
+        worker_fault_point("after_sf_write");
+        if (s.became_expired) {
+            struct err xe = ERR_INIT;
+            struct json_object *st =
+                conn_status_event(job->org_id, s.connection_id, job->message_id, "expired", s.expired_reason, NULL);
+            if (!worker_emit(d, "connection.status", s.connection_id, st, &xe))
+                log_warn("could not emit connection.status: %s", xe.msg);
+            json_object_put(st);
+            s.became_expired = false;
+        }
+        if (!sent) {
+            if (ce.code == ERR_LIMIT_EXCEEDED) {
+                defer(job, d, &m, (long long)time(NULL) * 1000 + 15 * 60 * 1000,
+                      "Salesforce answered REQUEST_LIMIT_EXCEEDED", e);
+                goto out;
+            }
+            if (ce.retriable) {
+                *e = ce;
+                goto out;
+            }
+            /* the call as a whole was refused: its operations failed with that error */
+            for (int i = 0; i < m.nops; i++)
+                if (m.ops[i].in_call && pending(&m.ops[i]))
+                    wop_fail(&m.ops[i], err_public_code(&ce), "%s", ce.msg);
+        }
+        for (int i = 0; i < m.nops; i++)
+            m.ops[i].in_call = false;
+        bad = first_failure(&m);
+        if (m.all_or_none && bad)
+            halt_rest(&m, bad);
+        fail_orphans(&m);
+        bool last = count_pending(&m, NULL) == 0;
+        if (!commit_outcomes(job, d, &m, last, event, e))
+            goto out;
+        if (last)
+            break;
+    }
+    if (!*event && !commit_outcomes(job, d, &m, true, event, e))
+        goto out;
+    log_info("record.write %s: %d operations, %lld Salesforce calls", m.request_id, m.nops, m.api_calls);
+    ok = true;
+out:
+    if (opened) {
+        struct err fe = ERR_INIT;
+        if (!conn_flush_usage(&s, &fe))
+            log_warn("could not record api usage: %s", fe.msg);
+        conn_close(&s);
+    }
+    write_msg_cleanup(&m);
+    return ok;
 }
 
 static const struct worker_def def = {
@@ -21,6 +377,8 @@ static const struct worker_def def = {
     .gate_org = true,
     .gate_connection = true,
     .handle = handle,
+    .init = wi_init,
+    .cleanup = wi_cleanup,
 };
 
 int main(int argc, char **argv) { return worker_run(&def, argc, argv); }
