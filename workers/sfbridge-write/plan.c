@@ -238,20 +238,20 @@ static bool plan_fields(struct wmsg *m, struct wop *o, struct json_object *match
         json_object_object_add(o->body, f->sf_field, out);
     }
     if (match) {
-        json_object_object_foreach(match, key, val)
+        json_object_object_foreach(match, mkey, mval)
         {
-            const struct field_map *f = mapping_field_by_platform(o->om, key, MAP_EXPORT);
+            const struct field_map *f = mapping_field_by_platform(o->om, mkey, MAP_EXPORT);
             if (!f || !f->match_key) {
                 wop_fail(o, "INVALID_MATCH_KEY",
                          "operation \"%s\": \"%s\" is not a match key of %s in org \"%s\" (the mapping marks "
                          "match keys)",
-                         o->ref, key, o->object, m->org_id);
+                         o->ref, mkey, o->object, m->org_id);
                 return false;
             }
             if (!json_object_object_get_ex(o->body, f->sf_field, NULL)) {
                 struct json_object *out = NULL;
                 struct err xe = ERR_INIT;
-                if (!mapping_export_value(f, val, &out, &xe)) {
+                if (!mapping_export_value(f, mval, &out, &xe)) {
                     wop_fail(o, "INVALID_FIELD_VALUE", "operation \"%s\": %s", o->ref, xe.msg);
                     return false;
                 }
