@@ -903,6 +903,8 @@ struct sim *sim_new(const struct sim_config *c, char *err, size_t errsz)
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     struct sim *sim = cls;
     if (sim->cfg.quiet)
