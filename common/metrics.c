@@ -24,6 +24,7 @@ enum kind { K_COUNTER, K_GAUGE, K_HIST };
 struct series {
     enum kind kind;
     char name[96];
+    char lname[32]; /* label name; "" = chosen from the metric name */
     char label[96];
     double value;
     double sum;
@@ -40,12 +41,15 @@ static struct MHD_Daemon *daemon_h;
 static volatile int ready_flag;
 static const char *proc_name = "sfbridge";
 
-static struct series *find(enum kind k, const char *name, const char *label)
+static struct series *find(enum kind k, const char *name, const char *lname, const char *label)
 {
     if (!label)
         label = "";
+    if (!lname)
+        lname = "";
     for (int i = 0; i < nseries; i++)
-        if (table[i].kind == k && !strcmp(table[i].name, name) && !strcmp(table[i].label, label))
+        if (table[i].kind == k && !strcmp(table[i].name, name) && !strcmp(table[i].label, label) &&
+            !strcmp(table[i].lname, lname))
             return &table[i];
     if (nseries == METRICS_MAX)
         return NULL;
@@ -53,33 +57,34 @@ static struct series *find(enum kind k, const char *name, const char *label)
     memset(s, 0, sizeof *s);
     s->kind = k;
     snprintf(s->name, sizeof s->name, "%s", name);
+    snprintf(s->lname, sizeof s->lname, "%s", lname);
     snprintf(s->label, sizeof s->label, "%s", label);
     return s;
 }
 
-void metrics_count(const char *name, const char *label, double n)
+void metrics_count_l(const char *name, const char *label_name, const char *label, double n)
 {
     pthread_mutex_lock(&mu);
-    struct series *s = find(K_COUNTER, name, label);
+    struct series *s = find(K_COUNTER, name, label_name, label);
     if (s)
         s->value += n;
     pthread_mutex_unlock(&mu);
 }
 
-void metrics_gauge(const char *name, const char *label, double value)
+void metrics_gauge_l(const char *name, const char *label_name, const char *label, double value)
 {
     pthread_mutex_lock(&mu);
-    struct series *s = find(K_GAUGE, name, label);
+    struct series *s = find(K_GAUGE, name, label_name, label);
     if (s)
         s->value = value;
     pthread_mutex_unlock(&mu);
 }
 
-void metrics_observe_ms(const char *name, const char *label, long long ms)
+void metrics_observe_ms_l(const char *name, const char *label_name, const char *label, long long ms)
 {
     double sec = (double)ms / 1000.0;
     pthread_mutex_lock(&mu);
-    struct series *s = find(K_HIST, name, label);
+    struct series *s = find(K_HIST, name, label_name, label);
     if (s) {
         s->sum += sec;
         s->count++;
@@ -88,6 +93,30 @@ void metrics_observe_ms(const char *name, const char *label, long long ms)
                 s->buckets[b]++;
     }
     pthread_mutex_unlock(&mu);
+}
+
+void metrics_count(const char *name, const char *label, double n) { metrics_count_l(name, NULL, label, n); }
+
+void metrics_gauge(const char *name, const char *label, double value) { metrics_gauge_l(name, NULL, label, value); }
+
+void metrics_observe_ms(const char *name, const char *label, long long ms)
+{
+    metrics_observe_ms_l(name, NULL, label, ms);
+}
+
+double metrics_value(const char *name, const char *label)
+{
+    double v = 0;
+    if (!label)
+        label = "";
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nseries; i++)
+        if (!strcmp(table[i].name, name) && !strcmp(table[i].label, label)) {
+            v = table[i].kind == K_HIST ? (double)table[i].count : table[i].value;
+            break;
+        }
+    pthread_mutex_unlock(&mu);
+    return v;
 }
 
 static const char *label_name(const char *metric)
@@ -127,6 +156,26 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
     }
 }
 
+/* label value escaped as the text format wants: \\, \" and \n */
+static void sb_label(struct sbuf *b, const char *v)
+{
+    char esc[200];
+    size_t o = 0;
+    for (; *v && o + 3 < sizeof esc; v++) {
+        if (*v == '\\' || *v == '"') {
+            esc[o++] = '\\';
+            esc[o++] = *v;
+        } else if (*v == '\n') {
+            esc[o++] = '\\';
+            esc[o++] = 'n';
+        } else {
+            esc[o++] = *v;
+        }
+    }
+    esc[o] = '\0';
+    sb_printf(b, "%s", esc);
+}
+
 char *metrics_render(void)
 {
     struct sbuf b = {malloc(8192), 0, 8192};
@@ -134,27 +183,43 @@ char *metrics_render(void)
         return NULL;
     b.d[0] = '\0';
     pthread_mutex_lock(&mu);
-    for (int i = 0; i < nseries; i++) {
-        struct series *s = &table[i];
+    /* one family at a time (the text format wants a family's lines together), in order of first use */
+    for (int f = 0; f < nseries; f++) {
         bool first = true;
-        for (int j = 0; j < i; j++)
-            if (!strcmp(table[j].name, s->name))
+        for (int j = 0; j < f; j++)
+            if (!strcmp(table[j].name, table[f].name))
                 first = false;
-        if (first)
-            sb_printf(&b, "# TYPE %s %s\n", s->name,
-                      s->kind == K_COUNTER ? "counter" : s->kind == K_GAUGE ? "gauge" : "histogram");
-        const char *ln = label_name(s->name);
-        if (s->kind == K_HIST) {
-            for (int k = 0; k < NBUCKETS; k++)
-                sb_printf(&b, "%s_bucket{%s=\"%s\",le=\"%g\"} %llu\n", s->name, ln, s->label, bucket_le[k],
-                          s->buckets[k]);
-            sb_printf(&b, "%s_bucket{%s=\"%s\",le=\"+Inf\"} %llu\n", s->name, ln, s->label, s->count);
-            sb_printf(&b, "%s_sum{%s=\"%s\"} %.6f\n", s->name, ln, s->label, s->sum);
-            sb_printf(&b, "%s_count{%s=\"%s\"} %llu\n", s->name, ln, s->label, s->count);
-        } else if (s->label[0]) {
-            sb_printf(&b, "%s{%s=\"%s\"} %.17g\n", s->name, ln, s->label, s->value);
-        } else {
-            sb_printf(&b, "%s %.17g\n", s->name, s->value);
+        if (!first)
+            continue;
+        sb_printf(&b, "# TYPE %s %s\n", table[f].name,
+                  table[f].kind == K_COUNTER ? "counter" : table[f].kind == K_GAUGE ? "gauge" : "histogram");
+        for (int i = f; i < nseries; i++) {
+            struct series *s = &table[i];
+            if (strcmp(s->name, table[f].name) != 0 || s->kind != table[f].kind)
+                continue;
+            const char *ln = s->lname[0] ? s->lname : label_name(s->name);
+            if (s->kind == K_HIST) {
+                for (int k = 0; k < NBUCKETS; k++) {
+                    sb_printf(&b, "%s_bucket{%s=\"", s->name, ln);
+                    sb_label(&b, s->label);
+                    sb_printf(&b, "\",le=\"%g\"} %llu\n", bucket_le[k], s->buckets[k]);
+                }
+                sb_printf(&b, "%s_bucket{%s=\"", s->name, ln);
+                sb_label(&b, s->label);
+                sb_printf(&b, "\",le=\"+Inf\"} %llu\n", s->count);
+                sb_printf(&b, "%s_sum{%s=\"", s->name, ln);
+                sb_label(&b, s->label);
+                sb_printf(&b, "\"} %.6f\n", s->sum);
+                sb_printf(&b, "%s_count{%s=\"", s->name, ln);
+                sb_label(&b, s->label);
+                sb_printf(&b, "\"} %llu\n", s->count);
+            } else if (s->label[0]) {
+                sb_printf(&b, "%s{%s=\"", s->name, ln);
+                sb_label(&b, s->label);
+                sb_printf(&b, "\"} %.17g\n", s->value);
+            } else {
+                sb_printf(&b, "%s %.17g\n", s->name, s->value);
+            }
         }
     }
     pthread_mutex_unlock(&mu);
