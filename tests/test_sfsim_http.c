@@ -912,3 +912,52 @@ Test(sfsim_http, rotation_and_introspection)
     json_object_put(o);
     done(&r);
 }
+
+/* HTTPS with a CA from tests/rig/gen-certs (run from the repo root): the
+ * right CA verifies, an unrelated one is refused */
+Test(sfsim_http, tls_with_the_rig_ca)
+{
+    sim_free(S);
+    S = NULL;
+    char dir[] = "/tmp/sfsim-certs-XXXXXX", cmd[256], cert[128], key[128], ca[128], other[128];
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(cmd, sizeof cmd, "tests/rig/gen-certs %s >/dev/null", dir);
+    cr_assert_eq(system(cmd), 0, "tests/rig/gen-certs failed (run from the repo root)");
+    snprintf(cert, sizeof cert, "%s/server.pem", dir);
+    snprintf(key, sizeof key, "%s/server.key", dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(other, sizeof other, "%s/other-ca.pem", dir);
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.tls_cert = cert;
+    c.tls_key = key;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert(S && sim_start(S, err, sizeof err), "%s", err);
+    cr_assert(strncmp(sim_base_url(S), "https://127.0.0.1:", 18) == 0, "%s", sim_base_url(S));
+    const char *cas[] = {ca, other};
+    for (int i = 0; i < 2; i++) {
+        CURL *h = curl_easy_init();
+        char url[256];
+        struct resp r = {0};
+        snprintf(url, sizeof url, "%s/services/data/", sim_base_url(S));
+        curl_easy_setopt(h, CURLOPT_URL, url);
+        curl_easy_setopt(h, CURLOPT_CAINFO, cas[i]);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+        CURLcode rc = curl_easy_perform(h);
+        long status = 0;
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+        curl_easy_cleanup(h);
+        if (i == 0) {
+            cr_expect_eq(rc, CURLE_OK, "%s", curl_easy_strerror(rc));
+            cr_expect_eq(status, 200);
+        } else {
+            cr_expect_eq(rc, CURLE_PEER_FAILED_VERIFICATION, "%s", curl_easy_strerror(rc));
+        }
+        free(r.body);
+    }
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_expect_eq(system(cmd), 0);
+}
