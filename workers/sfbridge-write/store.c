@@ -222,7 +222,7 @@ static bool local_row(struct pg *pg, struct wmsg *m, struct wop *o, struct err *
     char *vals[40];
     int ncols = 0;
     struct json_object *attrs = json_object_new_object();
-    char buf[64];
+    char buf[256];
     bool ok = false;
 
     int p_org = st_param(&s, m->org_id);

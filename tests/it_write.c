@@ -1,0 +1,572 @@
+/*
+ * Integration: the write worker and the audit log (issue 6 acceptance) on the
+ * real rig — emulator + Kafka + PostgreSQL. Each test: a fresh database, an
+ * enabled org with export mappings, a connection whose token comes from the
+ * emulator (stored sealed), the real sfbridge-write binary.
+ *   - meeting-notes bundle: one composite call, records and AccountIds at the
+ *     emulator, ids in record.written, one audit row per record; the same
+ *     message 3 more times and a replay from earliest send nothing;
+ *   - CIM: a deal update + 450 contact upserts -> 1 + 3 calls;
+ *   - SIGKILL after Salesforce accepted the composite, before the commit:
+ *     no duplicate, one audit row per record, one record.written;
+ *   - all-or-none with an invalid contact: nothing created, the error names
+ *     the ref and the field;
+ *   - delete refused, zero requests; audit verify passes, then names a row
+ *     edited by a superuser;
+ *   - an unmapped field is an error naming it; REQUEST_LIMIT_EXCEEDED defers
+ *     and the write completes once the limit is lifted.
+ */
+#include <criterion/criterion.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "itlib.h"
+#include "json.h"
+#include "pg.h"
+#include "sf.h"
+
+struct wenv {
+    struct it_env env;
+    struct it_sfsim sim;
+    char conn[37];
+    char key_env[128];
+    char login_env[200];
+    pid_t worker;
+};
+
+static const char *MAPPINGS_SQL =
+    "INSERT INTO object_mappings (org_id, sf_object, platform_object) VALUES "
+    "('acme','Account','Company'),('acme','Contact','Contact'),('acme','Opportunity','Deal'),"
+    "('acme','Interaction','Activity');"
+    "INSERT INTO field_mappings (org_id, sf_object, sf_field, platform_field, direction, transform, is_match_key) "
+    "VALUES "
+    "('acme','Account','Name','name','both','trim',true),"
+    "('acme','Account','Website','website','both','trim|lower',true),"
+    "('acme','Account','Industry','industry','both',NULL,false),"
+    "('acme','Account','NumberOfEmployees','employees','both','integer',false),"
+    "('acme','Account','Tier__c','tier','both',NULL,false),"
+    "('acme','Contact','AccountId','company_sf_id','both',NULL,false),"
+    "('acme','Contact','FirstName','first_name','both','trim',false),"
+    "('acme','Contact','LastName','last_name','both','trim',false),"
+    "('acme','Contact','Email','email','both','trim|lower',true),"
+    "('acme','Contact','Phone','phone','both',NULL,false),"
+    "('acme','Contact','Title','title','both',NULL,false),"
+    "('acme','Opportunity','AccountId','company_sf_id','both',NULL,false),"
+    "('acme','Opportunity','Name','name','both','trim',false),"
+    "('acme','Opportunity','StageName','stage','both',NULL,false),"
+    "('acme','Opportunity','Amount','amount','both','number',false),"
+    "('acme','Opportunity','CloseDate','close_date','both','date',false),"
+    "('acme','Opportunity','Probability','probability','both','number',false),"
+    "('acme','Interaction','AccountId','company_sf_id','both',NULL,false),"
+    "('acme','Interaction','Name','subject','both','trim',false),"
+    "('acme','Interaction','InteractionType','activity_type','both',NULL,false),"
+    "('acme','Interaction','StartTime','start_time','both','datetime',false),"
+    "('acme','Interaction','Description','description','both',NULL,false);";
+
+static struct json_object *http_json(const char *method, const char *url, const char *body)
+{
+    long st = 0;
+    char *b = it_http(method, url, body, &st);
+    cr_assert(b, "%s %s: no answer", method, url);
+    cr_assert(st >= 200 && st < 300, "%s %s -> %ld: %s", method, url, st, b);
+    struct err e = ERR_INIT;
+    struct json_object *o = json_parse(b, strlen(b), &e);
+    cr_assert(o, "%s %s: not JSON: %s", method, url, b);
+    free(b);
+    return o;
+}
+
+static void sim_post(struct wenv *w, const char *path, const char *body)
+{
+    char url[300];
+    long st = 0;
+    snprintf(url, sizeof url, "%s%s", w->sim.url, path);
+    char *b = it_http("POST", url, body, &st);
+    cr_assert(st >= 200 && st < 300, "POST %s -> %ld: %s", url, st, b ? b : "");
+    free(b);
+}
+
+static long long sim_stat(struct wenv *w, const char *endpoint)
+{
+    char url[300];
+    snprintf(url, sizeof url, "%s/__sim/stats", w->sim.url);
+    struct json_object *o = http_json("GET", url, NULL);
+    long long v = endpoint ? json_get_int(json_get(o, "by_endpoint"), endpoint, 0) : json_get_int(o, "total", -1);
+    json_object_put(o);
+    return v;
+}
+
+/* Records of a type at the emulator, optionally where Field=value (value url-encoded here). */
+static struct json_object *sim_records(struct wenv *w, const char *type, const char *field, const char *value)
+{
+    char url[600];
+    if (field) {
+        char *v = sf_urlencode(value);
+        snprintf(url, sizeof url, "%s/__sim/records/%s?where=%s=%s", w->sim.url, type, field, v);
+        free(v);
+    } else {
+        snprintf(url, sizeof url, "%s/__sim/records/%s", w->sim.url, type);
+    }
+    struct json_object *o = http_json("GET", url, NULL);
+    struct json_object *recs = NULL;
+    json_object_deep_copy(json_get(o, "records"), &recs, NULL);
+    json_object_put(o);
+    cr_assert(recs);
+    return recs;
+}
+
+static int sim_count(struct wenv *w, const char *type, const char *field, const char *value)
+{
+    struct json_object *r = sim_records(w, type, field, value);
+    int n = (int)json_object_array_length(r);
+    json_object_put(r);
+    return n;
+}
+
+/* One record's field (copied into out) by Field=value; asserts exactly one record. */
+static void sim_field(struct wenv *w, const char *type, const char *where, const char *value, const char *field,
+                      char *out, size_t cap)
+{
+    struct json_object *r = sim_records(w, type, where, value);
+    cr_assert_eq(json_object_array_length(r), 1, "expected one %s with %s=%s, got %zu", type, where, value,
+                 json_object_array_length(r));
+    const char *v = json_get_str(json_object_array_get_idx(r, 0), field);
+    snprintf(out, cap, "%s", v ? v : "");
+    json_object_put(r);
+}
+
+static char *sim_create(struct wenv *w, const char *type, const char *fields_json)
+{
+    char url[300];
+    snprintf(url, sizeof url, "%s/__sim/records/%s", w->sim.url, type);
+    struct json_object *o = http_json("POST", url, fields_json);
+    char *id = strdup(json_get_str(o, "id"));
+    json_object_put(o);
+    return id;
+}
+
+static void setup(struct wenv *w)
+{
+    memset(w, 0, sizeof *w);
+    it_env_init(&w->env);
+    it_sfsim_start(&w->env, &w->sim, NULL);
+    it_sql_ok(&w->env, "INSERT INTO organizations (org_id, salesforce_enabled, enabled_by, enabled_at) "
+                       "VALUES ('acme', true, 'admin', now())");
+    it_sql_ok(&w->env, MAPPINGS_SQL);
+
+    unsigned char key[32];
+    cr_assert(crypto_random_bytes(key, sizeof key));
+    char *b64 = crypto_b64_encode(key, sizeof key, false, true);
+    snprintf(w->key_env, sizeof w->key_env, "SFBRIDGE_TOKEN_KEY=%s", b64);
+    free(b64);
+    snprintf(w->login_env, sizeof w->login_env, "SF_LOGIN_URL=%s", w->sim.url);
+
+    char url[300];
+    snprintf(url, sizeof url, "%s/__sim/token", w->sim.url);
+    struct json_object *t = http_json("GET", url, NULL);
+    struct err e = ERR_INIT;
+    char *sealed = crypto_seal(key, "k1", json_get_str(t, "access_token"), &e);
+    cr_assert(sealed, "%s", e.msg);
+    it_uuid(w->conn);
+    struct pg *db = pg_open(w->env.dsn, 5000, &e);
+    cr_assert(db, "%s", e.msg);
+    const char *p[4] = {w->conn, json_get_str(t, "instance_url"), sealed, "k1"};
+    cr_assert(pg_run(db,
+                     "INSERT INTO connections (connection_id, org_id, user_id, instance_url, status, "
+                     "access_token_enc, token_key_id, token_version, issued_at, connected_at) "
+                     "VALUES ($1, 'acme', 'u1', $2, 'connected', $3, $4, 1, now(), now())",
+                     4, p, &e),
+              "%s", e.msg);
+    pg_close(&db);
+    free(sealed);
+    json_object_put(t);
+}
+
+static pid_t start_writer(struct wenv *w, const char *fault, const char *group, const char *label)
+{
+    char fault_env[100], group_env[160];
+    const char *extra[8] = {w->key_env, "SFBRIDGE_TOKEN_KEY_ID=k1", w->login_env, "SFBRIDGE_MAX_BACKOFF_MS=500"};
+    int n = 4;
+    if (fault) {
+        snprintf(fault_env, sizeof fault_env, "SFBRIDGE_FAULT=%s", fault);
+        extra[n++] = fault_env;
+    }
+    if (group) {
+        snprintf(group_env, sizeof group_env, "SFBRIDGE_GROUP_ID=%s", group);
+        extra[n++] = group_env;
+    }
+    extra[n] = NULL;
+    return it_spawn(&w->env, "sfbridge-write", extra, label);
+}
+
+static void teardown(struct wenv *w)
+{
+    if (w->worker > 0)
+        cr_assert_eq(it_stop(w->worker, 30000), 0, "SIGTERM must drain and exit 0");
+    it_sfsim_stop(&w->sim);
+}
+
+static void produce(struct wenv *w, const char *msg)
+{
+    it_produce(&w->env, "record.write", w->conn, msg, strlen(msg));
+}
+
+/* The n-th record.written answering request `id` (waits for `want` events on the topic in total). */
+static struct json_object *written(struct wenv *w, int want, const char *id, int *count)
+{
+    struct it_msgs ms;
+    it_consume(&w->env, "record.written", want, 90000, 2000, &ms);
+    struct json_object *found = NULL;
+    int n = 0;
+    for (int i = 0; i < ms.n; i++) {
+        if (!strstr(ms.m[i].payload, id))
+            continue;
+        struct err e = ERR_INIT;
+        struct json_object *o = json_parse(ms.m[i].payload, ms.m[i].len, &e);
+        cr_assert(o, "record.written is not JSON: %s", ms.m[i].payload);
+        if (strcmp(json_get_str(o, "request_id"), id) != 0) {
+            json_object_put(o);
+            continue;
+        }
+        n++;
+        json_object_put(found);
+        found = o;
+    }
+    it_msgs_free(&ms);
+    if (count)
+        *count = n;
+    cr_assert(found, "no record.written for %s", id);
+    return found;
+}
+
+static struct json_object *result_of(struct json_object *ev, const char *ref)
+{
+    struct json_object *rs = json_get(ev, "results");
+    for (size_t i = 0; i < json_object_array_length(rs); i++)
+        if (!strcmp(json_get_str(json_object_array_get_idx(rs, i), "ref"), ref))
+            return json_object_array_get_idx(rs, i);
+    cr_assert_fail("no result for ref %s in %s", ref, json_object_to_json_string(ev));
+    return NULL;
+}
+
+static long long sqlv(struct wenv *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static long long sqlv(struct wenv *w, const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    return it_sql_long(&w->env, sql);
+}
+
+/* The meeting-notes bundle: new company, 2 new contacts + 1 existing by email, new deal, interaction. */
+static int bundle(char *buf, size_t cap, const char *id, const char *conn, const char *company, bool aon_bad)
+{
+    return snprintf(
+        buf, cap,
+        "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T15:02:11Z\","
+        "\"actor\":\"user:5c2e91d0\",\"source\":\"meeting_notes\",\"all_or_none\":true,\"operations\":["
+        "{\"ref\":\"company\",\"object\":\"Company\",\"action\":\"upsert\",\"match\":{\"website\":\"https://%s.example\"},"
+        "\"fields\":{\"name\":\"%s Analytics\",\"website\":\"https://%s.example\",\"industry\":\"Technology\","
+        "\"employees\":240}},"
+        "{\"ref\":\"contact-1\",\"object\":\"Contact\",\"action\":\"create\",\"fields\":{\"first_name\":\"Ana\","
+        "\"last_name\":\"M\\u00fcller\",\"email\":\"ana@%s.example\",\"title\":\"CFO\"},\"links\":{\"company\":\"company\"}},"
+        "{\"ref\":\"contact-2\",\"object\":\"Contact\",\"action\":\"create\",\"fields\":{\"first_name\":\"Kenji\","
+        "%s\"email\":\"kenji@%s.example\",\"title\":\"Head of Data\"},\"links\":{\"company\":\"company\"}},"
+        "{\"ref\":\"contact-3\",\"object\":\"Contact\",\"action\":\"upsert\",\"match\":{\"email\":\"li.wei@%s.example\"},"
+        "\"fields\":{\"first_name\":\"Li\",\"last_name\":\"Wei\",\"phone\":\"+41 44 555 01 23\"},"
+        "\"links\":{\"company\":\"company\"}},"
+        "{\"ref\":\"deal\",\"object\":\"Deal\",\"action\":\"create\",\"fields\":{\"name\":\"%s Series B\","
+        "\"stage\":\"Qualification\",\"amount\":25000000,\"close_date\":\"2027-03-31\",\"probability\":20},"
+        "\"links\":{\"company\":\"company\"}},"
+        "{\"ref\":\"meeting\",\"object\":\"Activity\",\"action\":\"create\",\"fields\":{\"subject\":\"Intro call with "
+        "%s\",\"activity_type\":\"Phone Call\",\"start_time\":\"2026-12-03T14:00:00Z\",\"description\":\"Next step: "
+        "data room.\"},\"links\":{\"company\":\"company\"}}]}",
+        id, conn, company, company, company, company, aon_bad ? "" : "\"last_name\":\"Sato\",", company, company,
+        company, company);
+}
+
+/* Li Wei exists at the emulator and was synced before (a local row with her Salesforce id). */
+static char *existing_contact(struct wenv *w, const char *company)
+{
+    char f[300];
+    snprintf(f, sizeof f, "{\"FirstName\":\"Li\",\"LastName\":\"Wei\",\"Email\":\"li.wei@%s.example\"}", company);
+    char *id = sim_create(w, "Contact", f);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO contacts (org_id, connection_id, salesforce_id, first_name, last_name, email) VALUES "
+             "('acme', '%s', '%s', 'Li', 'Wei', 'li.wei@%s.example')",
+             w->conn, id, company);
+    it_sql_ok(&w->env, sql);
+    return id;
+}
+
+Test(it_write, meeting_notes_bundle_one_composite_and_no_resend, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    char *li = existing_contact(&w, "northwind");
+    char id[37], buf[8192];
+    it_uuid(id);
+    bundle(buf, sizeof buf, id, w.conn, "northwind", false);
+    sim_post(&w, "/__sim/reset", "{}");
+    w.worker = start_writer(&w, NULL, NULL, "write-bundle");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_eq(json_get_int(ev, "api_calls", -1), 1);
+    cr_assert_eq(sim_stat(&w, "composite"), 1, "one composite call");
+    cr_assert_eq(sim_stat(&w, NULL), 1, "and nothing else");
+
+    /* the emulator holds exactly those records, linked to the account */
+    char acct[40], v[200];
+    sim_field(&w, "Account", "Website", "https://northwind.example", "Id", acct, sizeof acct);
+    cr_assert_str_eq(json_get_str(result_of(ev, "company"), "salesforce_id"), acct);
+    cr_assert_str_eq(json_get_str(result_of(ev, "company"), "outcome"), "created");
+    sim_field(&w, "Account", "Website", "https://northwind.example", "Platform_Id__c", v, sizeof v);
+    cr_assert_str_eq(v, json_get_str(result_of(ev, "company"), "platform_id"),
+                     "creates are upserts on Platform_Id__c valued from the platform id");
+    const char *refs[] = {"contact-1", "contact-2", "contact-3"};
+    const char *emails[] = {"ana@northwind.example", "kenji@northwind.example", "li.wei@northwind.example"};
+    for (int i = 0; i < 3; i++) {
+        sim_field(&w, "Contact", "Email", emails[i], "AccountId", v, sizeof v);
+        cr_assert_str_eq(v, acct, "%s must belong to the account", refs[i]);
+        sim_field(&w, "Contact", "Email", emails[i], "Id", v, sizeof v);
+        cr_assert_str_eq(json_get_str(result_of(ev, refs[i]), "salesforce_id"), v);
+    }
+    cr_assert_str_eq(json_get_str(result_of(ev, "contact-3"), "salesforce_id"), li, "the existing contact by email");
+    cr_assert_str_eq(json_get_str(result_of(ev, "contact-3"), "outcome"), "updated");
+    sim_field(&w, "Contact", "Email", "li.wei@northwind.example", "Phone", v, sizeof v);
+    cr_assert_str_eq(v, "+41 44 555 01 23");
+    cr_assert_eq(sim_count(&w, "Contact", "LastName", "Wei"), 1, "no duplicate of the existing contact");
+    sim_field(&w, "Opportunity", "Name", "northwind Series B", "AccountId", v, sizeof v);
+    cr_assert_str_eq(v, acct);
+    sim_field(&w, "Interaction", "Name", "Intro call with northwind", "AccountId", v, sizeof v);
+    cr_assert_str_eq(v, acct);
+    cr_assert_eq(sim_count(&w, "Account", NULL, NULL), 1);
+    cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 3);
+
+    /* audit: one row per record; local rows mirror the writes */
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 6);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome IN "
+                          "('created','updated') AND actor = 'user:5c2e91d0' AND source = 'meeting_notes'",
+                      id),
+                 6);
+    char q[300];
+    snprintf(q, sizeof q, "SELECT count(*) FROM contacts WHERE company_id = (SELECT id FROM companies WHERE "
+                          "salesforce_id = '%s')",
+             acct);
+    cr_assert_eq(it_sql_long(&w.env, q), 3, "local contacts linked to the local company");
+    snprintf(q, sizeof q, "SELECT count(*) FROM deals d JOIN companies c ON c.id = d.company_id WHERE "
+                          "c.salesforce_id = '%s' AND d.amount = 25000000",
+             acct);
+    cr_assert_eq(it_sql_long(&w.env, q), 1);
+    cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM activities WHERE salesforce_id IS NOT NULL AND "
+                                     "company_id IS NOT NULL AND sf_modstamp IS NOT NULL"),
+                 1, "the created interaction keeps the SystemModstamp read back");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM write_intents WHERE request_id = '%s' AND state = 'succeeded'", id),
+                 6);
+
+    /* the same message 3 more times: re-emitted, nothing sent */
+    long long before = sim_stat(&w, NULL);
+    for (int i = 0; i < 3; i++)
+        produce(&w, buf);
+    int n = 0;
+    json_object_put(written(&w, 4, id, &n));
+    cr_assert_eq(n, 4, "each delivery is answered (%d)", n);
+    cr_assert_eq(sim_stat(&w, NULL), before, "zero additional requests at the emulator");
+    cr_assert_eq(it_stop(w.worker, 30000), 0);
+
+    /* a replay from earliest (a new consumer group) sends nothing either */
+    char group[128];
+    snprintf(group, sizeof group, "%s-replay", w.env.group);
+    w.worker = start_writer(&w, NULL, group, "write-replay");
+    json_object_put(written(&w, 8, id, &n));
+    cr_assert_eq(n, 8, "the replay re-emits the stored results (%d)", n);
+    cr_assert_eq(sim_stat(&w, NULL), before, "zero additional requests after the replay");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 6);
+    json_object_put(ev);
+    free(li);
+    teardown(&w);
+}
+
+Test(it_write, all_or_none_invalid_contact_creates_nothing, .timeout = 180)
+{
+    struct wenv w;
+    setup(&w);
+    char id[37], buf[8192];
+    it_uuid(id);
+    bundle(buf, sizeof buf, id, w.conn, "contoso", true); /* contact-2 has no last_name */
+    w.worker = start_writer(&w, NULL, NULL, "write-aon");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "failed", "%s", json_object_to_json_string(ev));
+    struct json_object *c2 = result_of(ev, "contact-2");
+    struct json_object *er = json_get(c2, "error");
+    cr_assert_str_eq(json_get_str(er, "code"), "REQUIRED_FIELD_MISSING", "%s", json_object_to_json_string(ev));
+    cr_assert(strstr(json_object_to_json_string(json_get(er, "fields")), "LastName"), "%s",
+              json_object_to_json_string(c2));
+    const char *top = json_get_str(json_get(ev, "error"), "message");
+    cr_assert(top && strstr(top, "contact-2"), "the message-level error names the ref: %s", top);
+    cr_assert_eq(sim_count(&w, "Account", NULL, NULL), 0, "nothing created");
+    cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 0);
+    cr_assert_eq(sim_count(&w, "Opportunity", NULL, NULL), 0);
+    cr_assert_eq(sim_count(&w, "Interaction", NULL, NULL), 0);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome = 'failed'", id), 6);
+    cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM contacts"), 0, "no local rows for a failed write");
+    json_object_put(ev);
+    teardown(&w);
+}
+
+Test(it_write, delete_refused_and_audit_verify_detects_tampering, .timeout = 180)
+{
+    struct wenv w;
+    setup(&w);
+    char *victim = sim_create(&w, "Contact", "{\"LastName\":\"Keep\"}");
+    char id[37], id2[37], buf[2048];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:77aa01\",\"source\":\"chat\",\"operations\":[{\"ref\":\"old-contact\",\"object\":"
+             "\"Contact\",\"action\":\"delete\",\"id\":\"%s\",\"fields\":{}}]}",
+             id, w.conn, victim);
+    sim_post(&w, "/__sim/reset", "{}");
+    w.worker = start_writer(&w, NULL, NULL, "write-delete");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "failed");
+    struct json_object *r = result_of(ev, "old-contact");
+    cr_assert_str_eq(json_get_str(r, "outcome"), "refused");
+    cr_assert_str_eq(json_get_str(json_get(r, "error"), "code"), "DELETE_NOT_SUPPORTED");
+    cr_assert_eq(json_get_int(ev, "api_calls", -1), 0);
+    cr_assert_eq(sim_stat(&w, NULL), 0, "zero requests to Salesforce");
+    cr_assert_eq(sim_count(&w, "Contact", "LastName", "Keep"), 1);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome = 'refused' AND "
+                          "sf_error_code = 'DELETE_NOT_SUPPORTED'",
+                      id),
+                 1);
+
+    /* a second write so the chain has a row after the one we edit */
+    it_uuid(id2);
+    bundle(buf, sizeof buf, id2, w.conn, "fabrikam", false);
+    char *li = existing_contact(&w, "fabrikam");
+    produce(&w, buf);
+    json_object_put(written(&w, 2, id2, NULL));
+    long long rows = it_sql_long(&w.env, "SELECT count(*) FROM audit_log");
+    cr_assert_eq(rows, 7, "%lld audit rows", rows);
+
+    char cmd[1200], out[4096];
+    snprintf(cmd, sizeof cmd, "SFBRIDGE_PG_DSN='%s' %s/sfbridge audit verify 2>&1", w.env.dsn, w.env.bindir);
+    FILE *f = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "verify must pass: %s", out);
+    cr_assert(strstr(out, "ok: 7 rows verified"), "%s", out);
+
+    /* the worker cannot change it: the trigger refuses UPDATE and DELETE for everyone */
+    struct err e = ERR_INIT;
+    struct pg *db = pg_open(w.env.dsn, 5000, &e);
+    cr_assert(db);
+    cr_assert(!pg_run(db, "UPDATE audit_log SET outcome = 'created'", 0, NULL, &e), "UPDATE must be refused");
+    cr_assert(strstr(e.msg, "append-only"), "%s", e.msg);
+    pg_close(&db);
+
+    long long victim_row = it_sql_long(&w.env, "SELECT min(audit_id) + 2 FROM audit_log");
+    snprintf(cmd, sizeof cmd,
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;"
+             "UPDATE audit_log SET fields = fields || '{\"Amount\": 1}' WHERE audit_id = %lld;"
+             "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;",
+             victim_row);
+    it_sql_ok(&w.env, cmd);
+    snprintf(cmd, sizeof cmd, "SFBRIDGE_PG_DSN='%s' %s/sfbridge audit verify --org acme 2>&1", w.env.dsn,
+             w.env.bindir);
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int st = pclose(f);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "verify must fail with exit 2: %s", out);
+    char want[64];
+    snprintf(want, sizeof want, "audit row %lld", victim_row);
+    cr_assert(strstr(out, want), "verify must name the changed row (%s): %s", want, out);
+
+    /* a removed row is named too (the row after the gap) */
+    snprintf(cmd, sizeof cmd,
+             "ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only;"
+             "DELETE FROM audit_log WHERE audit_id = %lld;"
+             "ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only;",
+             victim_row);
+    it_sql_ok(&w.env, cmd);
+    snprintf(cmd, sizeof cmd, "SFBRIDGE_PG_DSN='%s' %s/sfbridge audit verify 2>&1", w.env.dsn, w.env.bindir);
+    f = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    st = pclose(f);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s", out);
+    snprintf(want, sizeof want, "audit row %lld", victim_row + 1);
+    cr_assert(strstr(out, want), "verify must name the row after the removed one (%s): %s", want, out);
+
+    json_object_put(ev);
+    free(victim);
+    free(li);
+    teardown(&w);
+}
+
+Test(it_write, unmapped_field_is_an_error_naming_it, .timeout = 120)
+{
+    struct wenv w;
+    setup(&w);
+    char id[37], buf[2048];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:1\",\"source\":\"chat\",\"operations\":[{\"ref\":\"acme\",\"object\":\"Company\","
+             "\"action\":\"create\",\"fields\":{\"name\":\"Acme\",\"hq_city\":\"Z\\u00fcrich\"}}]}",
+             id, w.conn);
+    sim_post(&w, "/__sim/reset", "{}");
+    w.worker = start_writer(&w, NULL, NULL, "write-unmapped");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    struct json_object *er = json_get(result_of(ev, "acme"), "error");
+    cr_assert_str_eq(json_get_str(er, "code"), "UNMAPPED_FIELD");
+    cr_assert(strstr(json_get_str(er, "message"), "\"hq_city\""), "%s", json_get_str(er, "message"));
+    cr_assert_eq(sim_stat(&w, NULL), 0, "nothing sent");
+    json_object_put(ev);
+    teardown(&w);
+}
+
+Test(it_write, request_limit_exceeded_defers_without_losing_the_write, .timeout = 180)
+{
+    struct wenv w;
+    setup(&w);
+    char id[37], buf[2048];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"workflow:1\",\"source\":\"workflow\",\"operations\":[{\"ref\":\"acme\",\"object\":"
+             "\"Company\",\"action\":\"create\",\"fields\":{\"name\":\"Deferred Corp\"}}]}",
+             id, w.conn);
+    sim_post(&w, "/__sim/faults", "{\"api_limit\":1000,\"api_used\":1000}");
+    w.worker = start_writer(&w, NULL, NULL, "write-defer");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "deferred", "%s", json_object_to_json_string(ev));
+    cr_assert(json_get_str(ev, "retry_at"));
+    json_object_put(ev);
+    cr_assert_eq(sim_count(&w, "Account", "Name", "Deferred Corp"), 0);
+    sleep(2);
+    sim_post(&w, "/__sim/reset_usage", "{}");
+    /* the kept message goes through: one deferred event, then the result */
+    int n = 0;
+    ev = written(&w, 2, id, &n);
+    cr_assert_eq(n, 2, "deferred once, then the outcome");
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_eq(sim_count(&w, "Account", "Name", "Deferred Corp"), 1);
+    json_object_put(ev);
+    teardown(&w);
+}
