@@ -570,3 +570,95 @@ Test(it_write, request_limit_exceeded_defers_without_losing_the_write, .timeout 
     json_object_put(ev);
     teardown(&w);
 }
+
+Test(it_write, cim_deal_update_and_450_contacts_in_1_plus_3_calls, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    char *acct = sim_create(&w, "Account", "{\"Name\":\"Contoso\"}");
+    char f[400];
+    snprintf(f, sizeof f,
+             "{\"Name\":\"Contoso Buyout\",\"StageName\":\"Prospecting\",\"CloseDate\":\"2027-01-31\",\"Amount\":1000,"
+             "\"AccountId\":\"%s\"}",
+             acct);
+    char *deal = sim_create(&w, "Opportunity", f);
+    char id[37];
+    it_uuid(id);
+    size_t cap = 1 << 20, len = 0;
+    char *buf = malloc(cap);
+    len += (size_t)snprintf(buf + len, cap - len,
+                            "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":"
+                            "\"2026-12-03T16:20:00Z\",\"actor\":\"workflow:cim-extract/run-8812\",\"source\":\"cim\","
+                            "\"operations\":[{\"ref\":\"deal\",\"object\":\"Deal\",\"action\":\"update\",\"id\":\"%s\","
+                            "\"fields\":{\"amount\":41500000.5,\"stage\":\"Negotiation/Review\"}}",
+                            id, w.conn, deal);
+    for (int i = 0; i < 450; i++)
+        len += (size_t)snprintf(buf + len, cap - len,
+                                ",{\"ref\":\"c%d\",\"object\":\"Contact\",\"action\":\"upsert\",\"match\":{\"email\":"
+                                "\"person%d@contoso.example\"},\"fields\":{\"first_name\":\"P%d\",\"last_name\":"
+                                "\"Person %d\",\"title\":\"VP\"},\"links\":{\"company\":\"%s\"}}",
+                                i, i, i, i, acct);
+    snprintf(buf + len, cap - len, "]}");
+    sim_post(&w, "/__sim/reset", "{}");
+    w.worker = start_writer(&w, NULL, NULL, "write-cim");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%.2000s", json_object_to_json_string(ev));
+    cr_assert_eq(json_get_int(ev, "api_calls", -1), 4);
+    cr_assert_eq(sim_stat(&w, NULL), 4, "1 + 3 calls at the emulator");
+    cr_assert_eq(sim_stat(&w, "collections"), 4, "the deal update and 3 collections of at most 200 contacts");
+    char v[64];
+    sim_field(&w, "Opportunity", "Id", deal, "StageName", v, sizeof v);
+    cr_assert_str_eq(v, "Negotiation/Review");
+    struct json_object *d = sim_records(&w, "Opportunity", "Id", deal);
+    cr_assert_float_eq(json_object_get_double(json_get(json_object_array_get_idx(d, 0), "Amount")), 41500000.5, 0.001);
+    json_object_put(d);
+    cr_assert_eq(sim_count(&w, "Contact", "AccountId", acct), 450);
+    sim_field(&w, "Contact", "Email", "person449@contoso.example", "LastName", v, sizeof v);
+    cr_assert_str_eq(v, "Person 449");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 451);
+    cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM contacts WHERE salesforce_id IS NOT NULL"), 450);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM deals WHERE salesforce_id = '%s' AND amount = 41500000.5", deal), 1,
+                 "the updated deal is mirrored locally");
+    json_object_put(ev);
+    free(buf);
+    free(acct);
+    free(deal);
+    teardown(&w);
+}
+
+Test(it_write, sigkill_after_salesforce_accepted_before_commit, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    char *li = existing_contact(&w, "adatum");
+    char id[37], buf[8192];
+    it_uuid(id);
+    bundle(buf, sizeof buf, id, w.conn, "adatum", false);
+    produce(&w, buf);
+    /* the fault point kills the worker right after the emulator answered the composite */
+    pid_t p = start_writer(&w, "after_sf_write", NULL, "write-crash");
+    int rc = it_wait(p, 90000);
+    cr_assert_eq(rc, 128 + SIGKILL, "the worker must die at the fault point (rc %d)", rc);
+    cr_assert_eq(sim_count(&w, "Account", "Website", "https://adatum.example"), 1, "Salesforce accepted the write");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 0, "nothing committed");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM write_intents WHERE request_id = '%s' AND state = 'sent'", id), 6,
+                 "the intents were committed before the call");
+
+    w.worker = start_writer(&w, NULL, NULL, "write-crash-restart");
+    int n = 0;
+    struct json_object *ev = written(&w, 1, id, &n);
+    cr_assert_eq(n, 1, "one record.written");
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_str_eq(json_get_str(result_of(ev, "company"), "outcome"), "created",
+                     "the retry reports what the first attempt did");
+    cr_assert_eq(sim_count(&w, "Account", "Website", "https://adatum.example"), 1, "no duplicate account");
+    cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 3, "no duplicate contacts");
+    cr_assert_eq(sim_count(&w, "Opportunity", NULL, NULL), 1);
+    cr_assert_eq(sim_count(&w, "Interaction", NULL, NULL), 1);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 6, "one audit row per record");
+    cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM companies"), 1);
+    json_object_put(ev);
+    free(li);
+    teardown(&w);
+}

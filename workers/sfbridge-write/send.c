@@ -80,8 +80,9 @@ static void set_success(struct wop *o, const char *id, bool created_known, bool 
     else if (created_known && created)
         o->outcome = "created";
     else
-        /* created:false on a create means an earlier attempt of this very request created it */
-        o->outcome = o->act == ACT_CREATE && o->prior_attempt ? "created" : "updated";
+        /* created:false for a new record (no local row) means an earlier attempt of this very request
+           created it */
+        o->outcome = o->prior_attempt && !o->local_id[0] && o->act != ACT_UPDATE ? "created" : "updated";
     o->done = true;
 }
 
