@@ -250,14 +250,14 @@ bool conn_store_tokens(struct pg *pg, const struct cfg *cfg, const char *connect
     /* Keeping the stored refresh token is only sound when it was sealed with
      * the same key id (one token_key_id column covers both ciphertexts). */
     r = pg_exec(pg,
-                "UPDATE connections SET access_token_enc = $2, "
-                "refresh_token_enc = COALESCE($3, refresh_token_enc), token_key_id = $4, "
-                "instance_url = COALESCE($5, instance_url), "
+                "UPDATE connections SET access_token_enc = $2::text, "
+                "refresh_token_enc = COALESCE($3::text, refresh_token_enc), token_key_id = $4::text, "
+                "instance_url = COALESCE($5::text, instance_url), "
                 "issued_at = COALESCE(to_timestamp($6::bigint / 1000.0), now()), "
                 "token_version = token_version + 1, last_refresh_at = now(), last_error = NULL, "
                 "updated_at = now() "
-                "WHERE connection_id = $1 AND ($3 IS NOT NULL OR refresh_token_enc IS NULL "
-                "OR token_key_id IS NULL OR token_key_id = $4) "
+                "WHERE connection_id = $1::uuid AND ($3::text IS NOT NULL OR refresh_token_enc IS NULL "
+                "OR token_key_id IS NULL OR token_key_id = $4::text) "
                 "RETURNING token_version",
                 6, p, e);
     if (!r)
