@@ -292,4 +292,7 @@ Test(it_search, cli_table_json_and_exit_codes, .timeout = 120)
     rc = cli(&env, "search --help", out, sizeof out);
     cr_expect_eq(rc, 0);
     cr_expect(strstr(out, "sfbridge_search("), "help names the SQL function: %s", out);
+    rc = cli(&env, "help search", out, sizeof out);
+    cr_expect_eq(rc, 0, "sfbridge help search: %s", out);
+    cr_expect(strstr(out, "usage: sfbridge search"), "%s", out);
 }

@@ -2,6 +2,7 @@
  * sfbridge: the admin CLI. Dispatches to cmd_<group>() (one file per group).
  */
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,8 +37,10 @@ static void usage(FILE *f)
     fprintf(f, "usage: sfbridge [--json] <command> [args]\n\ncommands:\n");
     for (const struct command *c = commands; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->summary);
-    fprintf(f, "\n`sfbridge <command> --help` for a command's options. Configuration comes from the\n"
-               "environment (`sfbridge config`).\n");
+    fprintf(f, "\n`sfbridge <command> --help` (or `sfbridge help <command>`) for a command's options.\n"
+               "--json (before or after the command) prints machine-readable output on read commands.\n"
+               "Configuration comes from the environment (`sfbridge config`).\n"
+               "Exit codes: 0 ok, 1 failure, 2 not found / verification failed, 64 usage, 78 configuration.\n");
 }
 
 void cli_fail(const char *fmt, ...)
@@ -99,6 +102,23 @@ int main(int argc, char **argv)
         }
     }
     if (i >= argc) {
+        usage(stderr);
+        return 64;
+    }
+    /* `sfbridge help [command]` = `sfbridge [command] --help` */
+    if (!strcmp(argv[i], "help")) {
+        if (i + 1 >= argc) {
+            usage(stdout);
+            return 0;
+        }
+        for (const struct command *c = commands; c->name; c++)
+            if (!strcmp(c->name, argv[i + 1])) {
+                char *hargv[3] = {argv[i + 1], (char *)(uintptr_t) "--help", NULL};
+                if (!cfg_load(&cli.cfg))
+                    return 78;
+                return c->fn(&cli, 2, hargv);
+            }
+        cli_fail("unknown command \"%s\"", argv[i + 1]);
         usage(stderr);
         return 64;
     }
