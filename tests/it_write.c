@@ -662,3 +662,54 @@ Test(it_write, sigkill_after_salesforce_accepted_before_commit, .timeout = 240)
     free(li);
     teardown(&w);
 }
+
+Test(it_write, later_sync_of_written_records_is_unchanged, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    char *li = existing_contact(&w, "litware");
+    char id[37], buf[8192];
+    it_uuid(id);
+    bundle(buf, sizeof buf, id, w.conn, "litware", false);
+    w.worker = start_writer(&w, NULL, NULL, "write-then-sync");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+
+    char sid[37], req[1024];
+    it_uuid(sid);
+    snprintf(req, sizeof req,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":"
+             "\"2026-12-03T16:00:00Z\",\"mode\":\"full\",\"requested_by\":\"it\"}",
+             sid, w.conn);
+    const char *extra[] = {w.key_env, "SFBRIDGE_TOKEN_KEY_ID=k1", w.login_env, NULL};
+    pid_t sync = it_spawn(&w.env, "sfbridge-sync", extra, "write-sync");
+    it_produce(&w.env, "sync.requested", w.conn, req, strlen(req));
+    struct it_msgs ms;
+    it_consume(&w.env, "sync.completed", 1, 90000, 1000, &ms);
+    cr_assert_eq(ms.n, 1);
+    struct err e = ERR_INIT;
+    struct json_object *done = json_parse(ms.m[0].payload, ms.m[0].len, &e);
+    cr_assert(done);
+    cr_assert_str_eq(json_get_str(done, "status"), "succeeded", "%s", ms.m[0].payload);
+    struct json_object *objs = json_get(done, "objects");
+    const char *names[] = {"Account", "Opportunity", "Interaction"};
+    for (int i = 0; i < 3; i++) {
+        struct json_object *c = json_get(objs, names[i]);
+        cr_assert(c, "no counts for %s: %s", names[i], ms.m[0].payload);
+        cr_assert_eq(json_get_int(c, "inserted", -1), 0, "%s: %s", names[i], ms.m[0].payload);
+        cr_assert_eq(json_get_int(c, "updated", -1), 0, "%s: %s", names[i], ms.m[0].payload);
+        cr_assert_eq(json_get_int(c, "unchanged", -1), 1, "%s: %s", names[i], ms.m[0].payload);
+    }
+    /* the existing contact (synced before, then updated by the write) too: its local row holds what was written */
+    struct json_object *ct = json_get(objs, "Contact");
+    cr_assert_eq(json_get_int(ct, "inserted", -1), 0, "%s", ms.m[0].payload);
+    cr_assert_eq(json_get_int(ct, "updated", -1), 0, "%s", ms.m[0].payload);
+    cr_assert_eq(json_get_int(ct, "unchanged", -1), 3, "%s", ms.m[0].payload);
+    json_object_put(done);
+    it_msgs_free(&ms);
+    cr_assert_eq(it_stop(sync, 30000), 0);
+    free(li);
+    teardown(&w);
+}

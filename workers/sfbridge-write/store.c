@@ -244,6 +244,16 @@ static bool local_row(struct pg *pg, struct wmsg *m, struct wop *o, struct err *
         cols[ncols] = key;
         vals[ncols++] = strdup(buf);
     }
+    /* a record this write created holds nothing but what was sent: the attributes it did not get are
+       null, as a later import of it would store them (so that import finds the row unchanged) */
+    if (!o->local_id[0] && !strcmp(o->outcome, "created"))
+        for (size_t i = 0; i < o->om->nfields; i++) {
+            const struct field_map *f = &o->om->fields[i];
+            if ((f->dir & MAP_IMPORT) && !strchr(f->sf_field, '.') &&
+                !mapping_core_column(o->object, f->platform_field) &&
+                !json_object_object_get_ex(attrs, f->platform_field, NULL))
+                json_object_object_add(attrs, f->platform_field, NULL);
+        }
     /* links */
     char lv[3][96];
     int nl = 0;
