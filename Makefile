@@ -24,6 +24,10 @@ ifeq ($(CI),true)
 WARN += -Werror
 endif
 SCHEMA_VERSION := $(shell ls migrations/[0-9]*.sql 2>/dev/null | sed 's|.*/0*\([0-9]*\)_.*|\1|' | sort -n | tail -1)
+# The schema version a build accepts is the highest migration number; the stamp file changes only when
+# that number does, so the objects that compile it in are rebuilt exactly then.
+SCHEMA_STAMP := build/gen/schema_version
+$(shell mkdir -p build/gen; [ "$$(cat $(SCHEMA_STAMP) 2>/dev/null)" = "$(SCHEMA_VERSION)" ] || echo "$(SCHEMA_VERSION)" > $(SCHEMA_STAMP))
 CPPFLAGS := -D_GNU_SOURCE -Icommon -Ibuild/gen -Itests/itlib -DSFBRIDGE_SCHEMA_VERSION=$(or $(SCHEMA_VERSION),0)
 CFLAGS := -std=c11 -g $(WARN) -MMD -MP $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread -lm
@@ -79,6 +83,8 @@ $(OBJDIR)/gen/%.o: build/gen/%.c
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(OBJDIR)/common/worker.o $(OBJDIR)/workers/sfbridge-scheduler/main.o: $(SCHEMA_STAMP)
 
 $(LIB): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
