@@ -48,7 +48,7 @@ struct job_rec {
 };
 
 struct wproc {
-    const char *bin, *label;
+    const char *bin, *label, *group;
     pid_t pid;
 };
 
@@ -215,7 +215,7 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     setenv("SF_LOGIN_URL", sim.url, 1);
 
     const char *orgs[NORGS] = {"chaos-a", "chaos-b", "chaos-c"};
-    char conns[NORGS][37];
+    char conns[NORGS][37] = {"", "", ""};
     for (int i = 0; i < NORGS; i++) {
         rel_org(&env, orgs[i], true);
         rel_demo_mappings(&env, orgs[i]);
@@ -228,13 +228,19 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     int nw = 0;
     const char *bins[3] = {"sfbridge-sync", "sfbridge-write", "sfbridge-token"};
     const char *labels[3] = {"chaos-sync", "chaos-write", "chaos-token"};
-    for (int b = 0; b < 3; b++)
+    /* one consumer group per worker kind, as deployed: replicas of a kind share it */
+    char groups[3][128];
+    for (int b = 0; b < 3; b++) {
+        snprintf(groups[b], sizeof groups[b], "SFBRIDGE_GROUP_ID=%s-%s", env.group, bins[b]);
         for (int r = 0; r < replicas; r++) {
             w[nw].bin = bins[b];
             w[nw].label = labels[b];
-            w[nw].pid = it_spawn(&env, bins[b], NULL, labels[b]);
+            w[nw].group = groups[b];
+            const char *extra[] = {w[nw].group, NULL};
+            w[nw].pid = it_spawn(&env, bins[b], extra, labels[b]);
             nw++;
         }
+    }
 
     int njobs = kills * per_round;
     if (njobs < 20)
@@ -266,7 +272,8 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
         it_kill9(w[victim].pid);
         done_kills++;
         sleep_ms(random() % 1000);
-        w[victim].pid = it_spawn(&env, w[victim].bin, NULL, w[victim].label);
+        const char *extra[] = {w[victim].group, NULL};
+        w[victim].pid = it_spawn(&env, w[victim].bin, extra, w[victim].label);
     }
     rel_producer_close(&rp);
 
@@ -300,15 +307,25 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     long long elapsed = mono_ms() - t0;
 
     /* ---- figures ---- */
-    int lost = njobs - answered, not_one = 0, reemits = 0, write_ok = 0, not_implemented = 0;
+    int lost = njobs - answered, not_one = 0, reemits = 0, write_ok = 0, not_implemented = 0, sync_ok = 0,
+        job_failed = 0;
+    char first_failure[256] = "";
     for (int i = 0; i < njobs; i++) {
         if (jobs[i].distinct != 1)
             not_one++;
         reemits += jobs[i].completions - jobs[i].distinct;
         if (jobs[i].write && !strcmp(jobs[i].status, "succeeded"))
             write_ok++;
-        if (!strcmp(jobs[i].error_code, "NOT_IMPLEMENTED"))
+        if (!jobs[i].write && !strcmp(jobs[i].status, "succeeded"))
+            sync_ok++;
+        if (!strcmp(jobs[i].error_code, "NOT_IMPLEMENTED")) {
             not_implemented++;
+        } else if (jobs[i].completions && strcmp(jobs[i].status, "succeeded") != 0) {
+            job_failed++;
+            if (!first_failure[0])
+                snprintf(first_failure, sizeof first_failure, "%s %s: %s %s", jobs[i].write ? "write" : "sync",
+                         jobs[i].id, jobs[i].status, jobs[i].error_code);
+        }
     }
     /* processed_messages: one row per job */
     char sql[512];
@@ -385,11 +402,13 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
              "unrelated events %d\n"
              "chaos: duplicated rows %lld, duplicated salesforce records %d, missing audit rows %d, "
              "writes succeeded but absent in salesforce %d (writes succeeded %d of %d)\n"
-             "chaos: NOT_IMPLEMENTED completions %d; workers not exiting 0 on SIGTERM %d\n"
+             "chaos: syncs succeeded %d of %d; other outcomes (not NOT_IMPLEMENTED placeholders) %d%s%s; "
+             "NOT_IMPLEMENTED completions %d; workers not exiting 0 on SIGTERM %d\n"
              "chaos: final state: %s\n",
              seed, done_kills, replicas, njobs, njobs - nwrites, nwrites, elapsed / 1000, lost, lost_pm < 0 ? 0 : lost_pm,
              not_one, reemits, extra, dup_rows, dup_sf, missing_audit, missing_sf, write_ok, nwrites,
-             not_implemented, bad_exit, state);
+             sync_ok, njobs - nwrites, job_failed, first_failure[0] ? ": first " : "", first_failure, not_implemented,
+             bad_exit, state);
     fputs(report, stderr);
     const char *rpath = getenv("CHAOS_REPORT") ? getenv("CHAOS_REPORT") : "build/test-logs/chaos-report.txt";
     FILE *f = fopen(rpath, "w");
@@ -406,6 +425,7 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     cr_expect_eq(missing_audit, 0, "missing audit rows: %d", missing_audit);
     cr_expect_eq(missing_sf, 0, "writes reported succeeded but absent in Salesforce: %d", missing_sf);
     cr_expect_eq(state_mismatch, 0, "final state: %s", state);
+    cr_expect_eq(job_failed, 0, "jobs that did not succeed: %d (%s)", job_failed, first_failure);
     cr_expect_eq(bad_exit, 0, "workers must drain and exit 0 on SIGTERM");
     cr_expect_eq(done_kills, kills);
     free(jobs);

@@ -161,7 +161,8 @@ static inline char *rel_authorize_code(const char *base, const char *redirect, c
 }
 
 /* A `connected` connection for (org, user) with tokens from a real code exchange at the
- * emulator, stored encrypted with the key of rel_token_key_env(). */
+ * emulator, stored encrypted with the key of rel_token_key_env(). conn_id: in/out; when it is
+ * "" a new id is made. */
 static inline void rel_connect(const struct it_env *env, const char *sim_url, const char *org, const char *user,
                                char conn_id[37], struct rel_tokens *out)
 {
@@ -201,7 +202,8 @@ static inline void rel_connect(const struct it_env *env, const char *sim_url, co
     char sforg[24] = "", sfuser[24] = "";
     sf_parse_identity_url(t.id, sforg, sfuser);
 
-    it_uuid(conn_id);
+    if (!conn_id[0])
+        it_uuid(conn_id);
     char sql[1024];
     snprintf(sql, sizeof sql,
              "INSERT INTO connections (connection_id, org_id, user_id, status, instance_url, sf_org_id, sf_user_id, "
@@ -242,6 +244,21 @@ struct rel_producer {
     struct kafka_producer *p;
     const struct it_env *env;
 };
+
+/* Raise max.message.bytes of prefixed topics (so a 5 MB message reaches the worker, which must
+ * refuse it itself): kafka.admin.ConfigCommand from the rig's jars. */
+static inline void rel_topic_max_bytes(const struct it_env *env, const char *const *topics, long bytes)
+{
+    for (int i = 0; topics[i]; i++) {
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd,
+                 "java -Xmx256m -XX:TieredStopAtLevel=1 -cp '.cache/kafka-libs/*' kafka.admin.ConfigCommand "
+                 "--bootstrap-server %s --alter --entity-type topics --entity-name '%s%s' "
+                 "--add-config max.message.bytes=%ld >/dev/null 2>&1",
+                 env->brokers, env->prefix, topics[i], bytes);
+        cr_assert_eq(system(cmd), 0, "could not raise max.message.bytes of %s%s", env->prefix, topics[i]);
+    }
+}
 
 static inline void rel_producer_open(struct rel_producer *rp, const struct it_env *env)
 {
