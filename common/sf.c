@@ -25,6 +25,7 @@
 #include "csv.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 
 #define SF_MAX_BODY (256u * 1024 * 1024) /* buffered (JSON) responses */
 #define SF_BACKOFF_BASE_MS 200
@@ -752,8 +753,8 @@ static char *rest_url(const struct sf_client *c, const char *path)
 
 /* The REST retry loop (see sf.h for the policy). `sink_err` carries the
  * sink's own error (row callback abort, CSV error) when it stops a transfer. */
-static bool rest_request(struct sf_client *c, const struct req *rq, struct sf_response *out,
-                         struct err *sink_err, struct err *e)
+static bool rest_request_inner(struct sf_client *c, const struct req *rq, struct sf_response *out,
+                               struct err *sink_err, struct err *e)
 {
     char what[200];
     char reason[CURL_ERROR_SIZE + 64];
@@ -819,6 +820,39 @@ static bool rest_request(struct sf_client *c, const struct req *rq, struct sf_re
         if (!sleep_ms(c, d))
             return err_set(e, ERR_HTTP, true, "could not complete %s: interrupted", what);
     }
+}
+
+/* The endpoint family of a REST URL for metrics: "query", "sobjects", "composite", "jobs", ... */
+static void endpoint_of(const char *url, char *out, size_t cap)
+{
+    const char *p = strstr(url, "/services/data/v");
+    snprintf(out, cap, "other");
+    if (!p)
+        return;
+    p = strchr(p + 16, '/');
+    if (!p)
+        return;
+    p++;
+    size_t n = strcspn(p, "/?");
+    if (n == 0 || n >= cap)
+        return;
+    memcpy(out, p, n);
+    out[n] = '\0';
+}
+
+/* rest_request_inner plus metrics: calls and latency by endpoint, errors by code. */
+static bool rest_request(struct sf_client *c, const struct req *rq, struct sf_response *out,
+                         struct err *sink_err, struct err *e)
+{
+    char ep[32];
+    endpoint_of(rq->url, ep, sizeof ep);
+    long long t0 = now_ms();
+    bool ok = rest_request_inner(c, rq, out, sink_err, e);
+    metrics_count_l("sfbridge_sf_calls_total", "endpoint", ep, 1);
+    metrics_observe_ms_l("sfbridge_sf_call_duration_seconds", "endpoint", ep, now_ms() - t0);
+    if (!ok && e)
+        metrics_count_l("sfbridge_sf_errors_by_code_total", "code", err_public_code(e), 1);
+    return ok;
 }
 
 bool sf_call(struct sf_client *c, const char *method, const char *path, const char *content_type,
