@@ -170,6 +170,15 @@ void kafka_msg_release(struct kafka_msg *m)
     }
 }
 
+long long kafka_consumer_lag(struct kafka_consumer *c, const struct kafka_msg *m)
+{
+    int64_t lo = -1, hi = -1;
+    if (rd_kafka_get_watermark_offsets(c->rk, m->topic, m->partition, &lo, &hi) || hi < 0)
+        return -1;
+    long long lag = (long long)hi - (long long)(m->offset + 1);
+    return lag < 0 ? 0 : lag;
+}
+
 bool kafka_msg_header(const struct kafka_msg *m, const char *name, char *buf, size_t cap)
 {
     rd_kafka_headers_t *h = NULL;

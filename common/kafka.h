@@ -47,6 +47,9 @@ int kafka_consumer_poll(struct kafka_consumer *c, int timeout_ms, struct kafka_m
 /* Store m->offset+1 for commit. */
 bool kafka_consumer_store(struct kafka_consumer *c, const struct kafka_msg *m, struct err *e);
 void kafka_msg_release(struct kafka_msg *m);
+/* Messages after `m` in its partition, from the locally cached high watermark
+ * (no broker round trip); -1 when unknown. */
+long long kafka_consumer_lag(struct kafka_consumer *c, const struct kafka_msg *m);
 /* Copy the last header `name` of m into buf (NUL-terminated); false when absent. */
 bool kafka_msg_header(const struct kafka_msg *m, const char *name, char *buf, size_t cap);
 /* Commit stored offsets, leave the group, destroy. NULL-safe, nulls *c. */

@@ -482,6 +482,12 @@ int worker_run(const struct worker_def *def, int argc, char **argv)
         }
         if (got == 0)
             continue;
+        long long lag = kafka_consumer_lag(consumer, &m);
+        if (lag >= 0) {
+            char tp[300];
+            snprintf(tp, sizeof tp, "%s:%d", m.topic, (int)m.partition);
+            metrics_gauge_l("sfbridge_consumer_lag_messages", "partition", tp, (double)lag);
+        }
         if (process(def, &d, &m)) {
             struct err se = ERR_INIT;
             if (!kafka_consumer_store(consumer, &m, &se))
