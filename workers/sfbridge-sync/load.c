@@ -674,15 +674,19 @@ bool sync_flush(struct run *r, bool full_cursor, struct err *e)
         if (!pg_copy_end(pg, e) || !put)
             goto out;
         const char *p[3] = {r->job->org_id, r->job->connection_id, o->sf_object};
+        long long t_copy = sync_now_ms();
         res = pg_exec(pg, o->merge_sql, 3, p, e);
         if (!res)
             goto out;
+        long long t_merge = sync_now_ms();
         long long ins = strtoll(pg_res_get(res, 0, 0), NULL, 10);
         long long upd = strtoll(pg_res_get(res, 0, 1), NULL, 10);
         long long del = strtoll(pg_res_get(res, 0, 2), NULL, 10);
         pg_res_free(&res);
         if (!fixups(r, o, e))
             goto out;
+        log_debug("%s batch of %zu: merge %lld ms, links %lld ms", o->sf_object, r->rows, t_merge - t_copy,
+                  sync_now_ms() - t_merge);
         const char *cp[4] = {r->job->connection_id, o->sf_object, r->last_mod, r->last_id};
         if (full_cursor) {
             if (!pg_run(pg,
