@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <microhttpd.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -781,6 +782,114 @@ Test(it_token, single_flight_refresh, .timeout = 180)
     free(t);
     free(refresh0);
     free(refresh1);
+    ctx_done(&c);
+}
+
+/* The producer's partitioner (kafka.c sets murmur2_random, Java's murmur2):
+ * partition = (murmur2(key) & 0x7fffffff) % partitions. */
+static unsigned murmur2_of(const char *key)
+{
+    const unsigned char *d = (const unsigned char *)key;
+    uint32_t len = (uint32_t)strlen(key), m = 0x5bd1e995u, h = 0x9747b28cu ^ len;
+    uint32_t n4 = len / 4;
+    for (uint32_t i = 0; i < n4; i++) {
+        uint32_t k = (uint32_t)d[i * 4] | (uint32_t)d[i * 4 + 1] << 8 | (uint32_t)d[i * 4 + 2] << 16 |
+                     (uint32_t)d[i * 4 + 3] << 24;
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    uint32_t rest = len % 4, base = len & ~3u;
+    if (rest == 3)
+        h ^= (uint32_t)d[base + 2] << 16;
+    if (rest >= 2)
+        h ^= (uint32_t)d[base + 1] << 8;
+    if (rest >= 1) {
+        h ^= d[base];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h & 0x7fffffffu;
+}
+
+/* A key that lands on partition p of a 4-partition topic. */
+static void key_for_partition(int p, char out[64])
+{
+    for (int i = 0;; i++) {
+        snprintf(out, 64, "spread-%d", i);
+        if ((int)(murmur2_of(out) % 4) == p)
+            return;
+    }
+}
+
+Test(it_token, three_sync_workers_one_refresh, .timeout = 240)
+{
+    struct ctx c;
+    const char *args[] = {"--seed-accounts", "300", "--seed-contacts", "300", "--seed-opportunities", "150",
+                          "--rotate-refresh-tokens", "--quiet", NULL};
+    ctx_init(&c, args);
+    enable_org(&c, ORG);
+    start_token_worker(&c);
+    char conn[40], out[4096];
+    connect_user(&c, "u1", conn, 1);
+    const char *imp[] = {"mappings", "import", "--org", ORG, "--by", "it-admin", "tests/demo/mappings.json", NULL};
+    cr_assert_eq(run_cli(&c, NULL, out, sizeof out, imp), 0, "mappings import: %s", out);
+    pid_t w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = track(it_spawn(&c.env, "sfbridge-sync", c.worker_env, "sync-401"));
+    sleep(6); /* all three join the group (range assignment: partitions 0-1, 2, 3) */
+    expire_sessions(&c);
+    /* slow answers, so that the three first calls are all in flight before the refresh lands */
+    sim_post(&c, "/__sim/faults", "{\"latency_ms\":300}");
+
+    /* jobs of one connection on every partition (keys chosen per partition), so
+     * each of the three group members gets at least one */
+    const char *objects[4] = {"[\"Account\"]", "[\"Contact\"]", "[\"Opportunity\"]", "[\"Contact\"]"};
+    char ids[4][37];
+    for (int i = 0; i < 4; i++) {
+        char key[64], buf[1024];
+        key_for_partition(i, key);
+        it_uuid(ids[i]);
+        int n = snprintf(buf, sizeof buf,
+                         "{\"message_id\":\"%s\",\"org_id\":\"" ORG "\",\"connection_id\":\"%s\","
+                         "\"created_at\":\"2026-12-03T10:00:00Z\",\"mode\":\"full\",\"objects\":%s,"
+                         "\"requested_by\":\"it\"}",
+                         ids[i], conn, objects[i]);
+        it_produce(&c.env, "sync.requested", key, buf, (size_t)n);
+    }
+    struct it_msgs m;
+    it_consume(&c.env, "sync.completed", 4, 120000, 500, &m);
+    cr_assert_eq(m.n, 4, "every job must complete (got %d)", m.n);
+    for (int i = 0; i < m.n; i++)
+        cr_assert(strstr(m.m[i].payload, "\"succeeded\""), "a job did not succeed: %s", m.m[i].payload);
+    it_msgs_free(&m);
+    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1, "exactly one refresh must reach the emulator (got %lld)",
+                 sim_stat(&c, "by_endpoint.oauth_token"));
+
+    /* how many workers met the expired session (3 when they all started at once) */
+    char url[256];
+    long st;
+    snprintf(url, sizeof url, "%s/__sim/requests", c.sim.url);
+    char *body = it_http("GET", url, NULL, &st);
+    struct json_object *reqs = parse(body);
+    int unauthorized = 0;
+    for (size_t i = 0; i < json_object_array_length(reqs); i++) {
+        struct json_object *r = json_object_array_get_idx(reqs, i), *sv;
+        if (json_object_object_get_ex(r, "status", &sv) && json_object_get_int(sv) == 401)
+            unauthorized++;
+    }
+    json_object_put(reqs);
+    free(body);
+    cr_assert(unauthorized >= 1, "the expired session must have been met");
+    cr_log_info("three_sync_workers_one_refresh: %d worker calls met 401, 1 refresh", unauthorized);
+    for (int i = 0; i < 3; i++) {
+        untrack(w[i]);
+        cr_assert_eq(it_stop(w[i], 20000), 0, "sfbridge-sync must exit 0 on SIGTERM");
+    }
     ctx_done(&c);
 }
 
