@@ -1031,10 +1031,31 @@ Test(it_token, status_and_revoke, .timeout = 180)
     connect_user(&c, "u1", conn, 1);
     it_sql_ok(&c.env, "INSERT INTO api_usage (sf_org_id, used, api_limit) SELECT sf_org_id, 1234, 100000 FROM connections");
 
+    char sql0[800];
+    snprintf(sql0, sizeof sql0,
+             "INSERT INTO sync_runs (request_id, org_id, connection_id, mode, status, current_object, fetched, total) "
+             "VALUES (gen_random_uuid(), '" ORG "', '%s', 'full', 'running', 'Account', 250, 1000);"
+             "INSERT INTO sync_runs (request_id, org_id, connection_id, mode, status, retry_at, error_code) "
+             "VALUES (gen_random_uuid(), '" ORG "', '%s', 'incremental', 'deferred', '2031-01-02T03:04:05Z', "
+             "'REQUEST_LIMIT_EXCEEDED');",
+             conn, conn);
+    it_sql_ok(&c.env, sql0);
     const char *st[] = {"status", "--org", ORG, NULL};
     cr_assert_eq(run_cli(&c, NULL, out, sizeof out, st), 0, "%s", out);
     cr_assert(strstr(out, conn) && strstr(out, "Connected") && strstr(out, c.sim.url) && strstr(out, "1234 / 100000"),
               "status output: %s", out);
+    cr_assert(strstr(out, "running syncs") && strstr(out, "[#######.......................] 250/1000 (25%)"),
+              "a running sync with its progress bar: %s", out);
+    cr_assert(strstr(out, "deferred syncs") && strstr(out, "retry at 2031-01-02T03:04:05Z"),
+              "a deferred sync with its retry time: %s", out);
+    const char *other[] = {"status", "--org", "nobody", NULL};
+    cr_assert_eq(run_cli(&c, NULL, out, sizeof out, other), 2, "status of an org without connections: %s", out);
+    const char *ol[] = {"org", "list", "--json", NULL};
+    cr_assert_eq(run_cli(&c, NULL, out, sizeof out, ol), 0, "%s", out);
+    cr_assert(strstr(out, "\"salesforce_enabled\":true") && strstr(out, "\"enabled_by\":\"admin@platform\""),
+              "org list: %s", out);
+    const char *od[] = {"org", "disable", "nobody", "--by", "admin", NULL};
+    cr_assert_eq(run_cli(&c, NULL, out, sizeof out, od), 2, "disabling an unknown org must fail with 2");
     cr_assert(!strstr(out, "\033["), "no colour when stdout is not a terminal");
     const char *sj[] = {"status", "--json", NULL};
     cr_assert_eq(run_cli(&c, NULL, out, sizeof out, sj), 0, "%s", out);
