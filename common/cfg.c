@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "log.h"
 
@@ -44,6 +45,31 @@ static const char *env_or_default(const char *name)
         if (strcmp(cv->name, name) == 0)
             return cv->dflt;
     return "";
+}
+
+bool cfg_url_allowed(const char *url)
+{
+    if (!url)
+        return false;
+    if (strncasecmp(url, "https://", 8) == 0)
+        return url[8] != '\0';
+    if (strncasecmp(url, "http://", 7) != 0)
+        return false;
+    const char *h = url + 7;
+    size_t n;
+    if (*h == '[') {
+        n = strcspn(h, "]");
+        if (h[n] != ']')
+            return false;
+        n++;
+    } else {
+        n = strcspn(h, ":/?#");
+    }
+    static const char *const loopback[] = {"127.0.0.1", "localhost", "[::1]", NULL};
+    for (int i = 0; loopback[i]; i++)
+        if (strlen(loopback[i]) == n && strncasecmp(h, loopback[i], n) == 0)
+            return h[n] == '\0' || h[n] == ':' || h[n] == '/';
+    return false;
 }
 
 static bool parse_int(const char *name, int lo, int hi, int *out, int *problems)
@@ -92,8 +118,7 @@ bool cfg_load(struct cfg *c)
         log_error("invalid configuration SFBRIDGE_KAFKA_BROKERS: must not be empty");
         problems++;
     }
-    if (strncmp(c->sf_login_url, "https://", 8) != 0 && strncmp(c->sf_login_url, "http://127.", 11) != 0 &&
-        strncmp(c->sf_login_url, "http://localhost", 16) != 0) {
+    if (!cfg_url_allowed(c->sf_login_url)) {
         log_error("invalid configuration SF_LOGIN_URL=\"%s\": must be https:// (plain http only for a "
                   "local emulator on 127.0.0.1/localhost)",
                   c->sf_login_url);

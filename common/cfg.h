@@ -55,6 +55,10 @@ const char *cfg_topic(const struct cfg *c, const char *logical, char *buf, size_
 extern const char *const cfg_input_topics[];
 extern const char *const cfg_output_topics[];
 
+/* true for https:// URLs, and for plain http:// only when the host is exactly 127.0.0.1, localhost
+ * or [::1] (the emulator): credentials never travel in clear over a network. */
+bool cfg_url_allowed(const char *url);
+
 /* Print the table as a Markdown table (for the README). */
 void cfg_print_markdown(void);
 

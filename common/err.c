@@ -32,6 +32,27 @@ static const char *const names[ERR_CODE_COUNT] = {
     [ERR_SCHEMA_VERSION] = "SCHEMA_VERSION",
 };
 
+/* Cut `s` back to the last complete UTF-8 sequence: a truncated message must stay valid text
+ * (PostgreSQL and the JSON schemas refuse anything else). */
+static void utf8_trim(char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0)
+        return;
+    size_t i = n;
+    /* walk back over continuation bytes to the lead byte of the last sequence */
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0) {
+        s[0] = '\0';
+        return;
+    }
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 0;
+    if (need == 0 || n - (i - 1) < need)
+        s[i - 1] = '\0';
+}
+
 static bool vset(struct err *e, enum err_code code, bool retriable, const char *sf_code,
                  const char *fmt, va_list ap)
 {
@@ -39,8 +60,11 @@ static bool vset(struct err *e, enum err_code code, bool retriable, const char *
         return false;
     e->code = code == ERR_OK ? ERR_INTERNAL : code;
     e->retriable = retriable;
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    if (n >= (int)sizeof e->msg)
+        utf8_trim(e->msg);
     snprintf(e->sf_code, sizeof e->sf_code, "%s", sf_code ? sf_code : "");
+    utf8_trim(e->sf_code);
     return false;
 }
 

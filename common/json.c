@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <openssl/rand.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -168,8 +169,9 @@ void json_uuid4(char *buf, size_t cap)
 {
     unsigned char b[16];
     if (RAND_bytes(b, sizeof b) != 1) {
-        /* RAND_bytes failing means no entropy source: refuse to produce a guessable id */
-        memset(b, 0, sizeof b);
+        /* no entropy source: a guessable or repeated id would merge records at Salesforce */
+        fprintf(stderr, "fatal: could not generate a random id (no entropy)\n");
+        abort();
     }
     b[6] = (unsigned char)((b[6] & 0x0F) | 0x40);
     b[8] = (unsigned char)((b[8] & 0x3F) | 0x80);

@@ -122,8 +122,8 @@ static void set_pg_error(struct pg *db, PGresult *res, struct err *e)
     } else if (!state) {
         retriable = true; /* no SQLSTATE: the connection went away */
     }
-    err_set_sf(e, ERR_PG, retriable, state ? state : "", "database error%s%s: %s", state ? " " : "",
-               state ? state : "", msg);
+    /* the SQLSTATE stays in the message: the public code of a database failure is DATABASE_ERROR */
+    err_set(e, ERR_PG, retriable, "database error%s%s: %s", state ? " " : "", state ? state : "", msg);
 }
 
 struct pg_res *pg_exec(struct pg *db, const char *sql, int nparams, const char *const *params, struct err *e)

@@ -24,6 +24,7 @@
 #include "crypto.h"
 #include "csv.h"
 #include "json.h"
+#include "cfg.h"
 #include "log.h"
 #include "metrics.h"
 
@@ -584,6 +585,11 @@ static CURLcode perform(struct sf_client *c, const struct req *rq, struct sf_res
 
     curl_easy_reset(h);
     c->errbuf[0] = '\0';
+    if (!cfg_url_allowed(rq->url)) {
+        /* a token or secret must never travel in clear beyond this machine */
+        snprintf(c->errbuf, CURL_ERROR_SIZE, "plain http is only allowed to 127.0.0.1/localhost; use https");
+        return CURLE_UNSUPPORTED_PROTOCOL;
+    }
 
     snprintf(line, sizeof line, "Accept: %s", rq->accept ? rq->accept : "application/json");
     if (!(tmp = curl_slist_append(hdrs, line)))

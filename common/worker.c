@@ -28,6 +28,8 @@ static void on_signal(int sig)
 
 bool worker_stopping(void) { return stop_flag != 0; }
 
+const volatile sig_atomic_t *worker_stop_flag(void) { return &stop_flag; }
+
 const char *worker_topic(const struct deps *d, const char *logical, char *buf, size_t cap)
 {
     return cfg_topic(d->cfg, logical, buf, cap);
@@ -191,17 +193,28 @@ out:
     return ok;
 }
 
-/* Look the message up in the inbox: true + *stored (caller frees) when already processed. */
-static bool inbox_lookup(struct deps *d, const char *message_id, char **topic, char **stored, struct err *e)
+/* Look the message up in the inbox: true + *stored (caller frees) when already processed.
+ * A message id recorded for another org or topic is a forgery or a producer bug: it must not
+ * see that result, so it is refused (ERR_FORBIDDEN, permanent; the caller dead-letters it). */
+static bool inbox_lookup(struct deps *d, const struct job *job, char **topic, char **stored, struct err *e)
 {
     *topic = *stored = NULL;
-    const char *p[1] = {message_id};
-    struct pg_res *r = pg_exec(d->pg, "SELECT result_topic, result::text FROM processed_messages WHERE message_id = $1",
+    const char *p[1] = {job->message_id};
+    struct pg_res *r = pg_exec(d->pg,
+                               "SELECT result_topic, result::text, org_id, topic FROM processed_messages "
+                               "WHERE message_id = $1",
                                1, p, e);
     if (!r)
         return false;
     bool found = pg_res_rows(r) == 1;
     if (found) {
+        const char *org = pg_res_get(r, 0, 2), *tp = pg_res_get(r, 0, 3);
+        if (!org || strcmp(org, job->org_id) != 0 || !tp || strcmp(tp, job->topic) != 0) {
+            err_set(e, ERR_FORBIDDEN, false, "message id %s was already used by another org or topic",
+                    job->message_id);
+            pg_res_free(&r);
+            return false;
+        }
         const char *t = pg_res_get(r, 0, 0), *s = pg_res_get(r, 0, 1);
         *topic = t ? strdup(t) : NULL;
         *stored = s ? strdup(s) : NULL;
@@ -308,9 +321,14 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
         err_clear(&e);
         if (!pg_ensure(d->pg, &e))
             goto retry;
-        if (inbox_lookup(d, job.message_id, &stored_topic, &stored, &e)) {
+        if (inbox_lookup(d, &job, &stored_topic, &stored, &e)) {
             log_info("message %s was already processed; re-emitting its result", job.message_id);
             done = !stored || emit(d, stored_topic ? stored_topic : def->output_topic, key, stored);
+            goto out;
+        }
+        if (err_is_set(&e) && !e.retriable) {
+            dead_letter(d, m, &e);
+            done = !worker_stopping();
             goto out;
         }
         if (err_is_set(&e))
@@ -359,6 +377,14 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
                 pg_rollback(d->pg);
                 json_object_put(event);
                 event = NULL;
+                if (!me.retriable) {
+                    /* the failure cannot even be recorded (a bug or bad data): keep the original on the
+                     * DLQ with both reasons rather than retrying forever */
+                    log_error("could not record the failure of message %s: %s", job.message_id, me.msg);
+                    dead_letter(d, m, &e);
+                    done = !worker_stopping();
+                    goto out;
+                }
                 e = me;
                 goto retry;
             }

@@ -110,6 +110,9 @@ const char *worker_topic(const struct deps *d, const char *logical, char *buf, s
 
 /* true once SIGTERM/SIGINT was received. */
 bool worker_stopping(void);
+/* The flag itself, for sf_client_set_cancel(): a Salesforce backoff or Bulk poll
+ * ends early when the worker is asked to stop. Borrowed for the process lifetime. */
+const volatile sig_atomic_t *worker_stop_flag(void);
 
 /* Sleep up to ms, returning early (false) when stopping. */
 bool worker_sleep_ms(long ms);
