@@ -961,3 +961,529 @@ Test(sfsim_http, tls_with_the_rig_ca)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_expect_eq(system(cmd), 0);
 }
+
+/* ------------------------------------------------------------------------
+ * FSC: Interaction.RelatedRecordId/AssociatedRecordId and InteractionAttendee.
+ * Seed: 6 accounts, 12 contacts (contact j -> account j % 6), 12 opportunities
+ * (same spread), 10 interactions (interaction i -> account i % 6), 20
+ * attendees (attendee k -> interaction k % 10).
+ */
+static void setup_fsc(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = 6;
+    c.seed_contacts = 12;
+    c.seed_opportunities = 12;
+    c.seed_interactions = 10;
+    c.seed_attendees = 20;
+    c.bulk_delay_ms = 50;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert_not_null(S, "%s", err);
+    cr_assert(sim_start(S, err, sizeof err), "%s", err);
+    cr_assert(sim_issue_token(S, TOK, sizeof TOK));
+}
+
+TestSuite(sfsim_fsc, .init = setup_fsc, .fini = teardown, .timeout = 60);
+
+static json_object *oget(json_object *o, const char *k)
+{
+    json_object *v = NULL;
+    return o && json_object_object_get_ex(o, k, &v) ? v : NULL;
+}
+
+/* the first record of a query result, its field k copied into out */
+static void first_id(const char *soql, const char *k, char *out, size_t outsz)
+{
+    struct resp r = query(soql);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_object *o = J(&r);
+    json_object *rec = json_object_array_get_idx(oget(o, "records"), 0);
+    cr_assert_not_null(rec, "no record for %s", soql);
+    snprintf(out, outsz, "%s", sget(rec, k));
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_fsc, seeded_attendees_and_related_records)
+{
+    struct resp r = query("SELECT Id, Name, InteractionId, Interaction.Name, Interaction.AccountId, "
+                          "ContactId, Contact.Email, Contact.AccountId, UserId, EmailAddress, "
+                          "AttendeeType, IsOrganizer FROM InteractionAttendee ORDER BY Id");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    json_object *o = J(&r), *recs = oget(o, "records");
+    cr_expect_eq(iget(o, "totalSize"), 20);
+    int external = 0, organizers = 0;
+    for (size_t i = 0; i < json_object_array_length(recs); i++) {
+        json_object *a = json_object_array_get_idx(recs, i);
+        json_object *in = oget(a, "Interaction"), *ct = oget(a, "Contact");
+        cr_assert(json_object_is_type(in, json_type_object), "Interaction is nested: %s",
+                  json_object_to_json_string(a));
+        cr_expect_str_eq(sget(oget(in, "attributes"), "type"), "Interaction");
+        cr_expect_not_null(sget(in, "Name"));
+        cr_expect_eq(strncmp(sget(a, "Id"), "0ia", 3), 0);
+        if (strcmp(sget(a, "AttendeeType"), "External") == 0) {
+            external++;
+            cr_assert(json_object_is_type(ct, json_type_object));
+            cr_expect_str_eq(sget(ct, "AccountId"), sget(in, "AccountId"),
+                             "an attendee is a contact of the interaction's account");
+            cr_expect_str_eq(sget(ct, "Email"), sget(a, "EmailAddress"));
+            cr_expect_null(sget(a, "UserId"));
+        } else {
+            cr_expect_str_eq(sget(a, "AttendeeType"), "Internal");
+            cr_expect(ct == NULL, "no contact for an internal attendee");
+            cr_expect_eq(strncmp(sget(a, "UserId"), "005", 3), 0);
+        }
+        organizers += json_object_get_boolean(oget(a, "IsOrganizer"));
+    }
+    /* 2 contacts per account: rounds 0 and 1 are contacts, nothing else */
+    cr_expect_eq(external, 20);
+    cr_expect_eq(organizers, 0);
+    json_object_put(o);
+    done(&r);
+
+    r = query("SELECT Id, AccountId, RelatedRecordId, RelatedRecord.AccountId, RelatedRecord.Name, "
+              "AssociatedRecordId FROM Interaction");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    recs = oget(o, "records");
+    int related = 0;
+    for (size_t i = 0; i < json_object_array_length(recs); i++) {
+        json_object *in = json_object_array_get_idx(recs, i);
+        cr_expect(oget(in, "AssociatedRecordId") == NULL);
+        if (!sget(in, "RelatedRecordId")) {
+            cr_expect(oget(in, "RelatedRecord") == NULL);
+            continue;
+        }
+        related++;
+        json_object *rr = oget(in, "RelatedRecord");
+        cr_expect_str_eq(sget(oget(rr, "attributes"), "type"), "Opportunity");
+        cr_expect_str_eq(sget(rr, "AccountId"), sget(in, "AccountId"),
+                         "the related opportunity belongs to the interaction's account");
+    }
+    cr_expect(related >= 2 && related <= 8, "about half are related: %d of 10", related);
+    json_object_put(o);
+    done(&r);
+    /* filterable, and the parent relationship works in WHERE too */
+    r = query("SELECT COUNT() FROM Interaction WHERE RelatedRecordId != null");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), related);
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT COUNT() FROM InteractionAttendee WHERE Interaction.Name != null AND "
+              "AttendeeType = 'External' AND IsOrganizer = false");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 20);
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_fsc, more_attendees_than_contacts_become_internal)
+{
+    /* a second emulator: 25 attendees on 10 interactions is 3 rounds, the
+     * third one (after both contacts) internal users, the organizers */
+    struct sim *keep = S;
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = 6;
+    c.seed_contacts = 12;
+    c.seed_interactions = 10;
+    c.seed_attendees = 25;
+    c.quiet = true;
+    char err[256];
+    S = sim_new(&c, err, sizeof err);
+    cr_assert(S && sim_start(S, err, sizeof err), "%s", err);
+    cr_assert(sim_issue_token(S, TOK, sizeof TOK));
+    struct resp r = query("SELECT COUNT() FROM InteractionAttendee WHERE AttendeeType = 'Internal' "
+                          "AND IsOrganizer = true AND UserId != null AND ContactId = null");
+    json_object *o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 5);
+    json_object_put(o);
+    done(&r);
+    sim_free(S);
+    S = keep;
+}
+
+Test(sfsim_fsc, create_update_upsert_and_lookup_validation)
+{
+    char inter[32], con[32], acc[32], opp[32], path[256], body[512];
+    first_id("SELECT Id FROM Interaction ORDER BY Id LIMIT 1", "Id", inter, sizeof inter);
+    first_id("SELECT Id FROM Contact ORDER BY Id LIMIT 1", "Id", con, sizeof con);
+    first_id("SELECT Id FROM Account ORDER BY Id LIMIT 1", "Id", acc, sizeof acc);
+    first_id("SELECT Id FROM Opportunity ORDER BY Id LIMIT 1", "Id", opp, sizeof opp);
+
+    /* unknown ContactId (well-formed 15-char id), wrong type, malformed */
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"ContactId\":\"003Hs00000zzzzz\"}", inter);
+    struct resp r = api("POST", "/sobjects/InteractionAttendee", body);
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    cr_expect(strstr(r.body, "\"ContactId\"") != NULL, "the field is named: %s", r.body);
+    done(&r);
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"ContactId\":\"%s\"}", inter, acc);
+    r = api("POST", "/sobjects/InteractionAttendee", body);
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    done(&r);
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"ContactId\":\"nope\"}", inter);
+    r = api("POST", "/sobjects/InteractionAttendee", body);
+    expect_error(&r, 400, "MALFORMED_ID");
+    done(&r);
+    snprintf(body, sizeof body, "{\"ContactId\":\"%s\"}", con);
+    r = api("POST", "/sobjects/InteractionAttendee", body);
+    expect_error(&r, 400, "REQUIRED_FIELD_MISSING");
+    cr_expect(strstr(r.body, "InteractionId") != NULL, "%s", r.body);
+    done(&r);
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"AttendeeType\":\"External\",\"Bogus\":1}",
+             inter);
+    r = api("POST", "/sobjects/InteractionAttendee", body);
+    expect_error(&r, 400, "INVALID_FIELD");
+    done(&r);
+
+    /* a good one: IsOrganizer defaults to false */
+    snprintf(body, sizeof body,
+             "{\"InteractionId\":\"%s\",\"ContactId\":\"%s\",\"Name\":\"Guest\","
+             "\"EmailAddress\":\"guest@example.org\",\"AttendeeType\":\"External\"}",
+             inter, con);
+    r = api("POST", "/sobjects/InteractionAttendee", body);
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    json_object *o = J(&r);
+    char att[32];
+    snprintf(att, sizeof att, "%s", sget(o, "id"));
+    cr_expect_eq(strncmp(att, "0ia", 3), 0, "%s", att);
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path,
+             "/sobjects/InteractionAttendee/%s?fields=IsOrganizer,AttendeeResponse,Name", att);
+    r = api("GET", path, NULL);
+    o = J(&r);
+    cr_expect(json_object_is_type(oget(o, "IsOrganizer"), json_type_boolean));
+    cr_expect_not(json_object_get_boolean(oget(o, "IsOrganizer")));
+    cr_expect(oget(o, "AttendeeResponse") == NULL);
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/InteractionAttendee/%s", att);
+    r = api("PATCH", path, "{\"AttendeeResponse\":\"Accepted\",\"IsOrganizer\":true}");
+    cr_expect_eq(r.status, 204, "%s", r.body);
+    done(&r);
+    r = api("PATCH", path, "{\"InteractionId\":null}");
+    expect_error(&r, 400, "REQUIRED_FIELD_MISSING");
+    done(&r);
+    r = api("PATCH", path, "{\"ContactId\":\"003Hs00000zzzzz\"}");
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    done(&r);
+    snprintf(body, sizeof body, "SELECT AttendeeResponse, IsOrganizer, Contact.Email FROM "
+                                "InteractionAttendee WHERE Id = '%s'", att);
+    r = query(body);
+    o = J(&r);
+    json_object *rec = json_object_array_get_idx(oget(o, "records"), 0);
+    cr_expect_str_eq(sget(rec, "AttendeeResponse"), "Accepted");
+    cr_expect(json_object_get_boolean(oget(rec, "IsOrganizer")));
+    cr_expect_not_null(sget(oget(rec, "Contact"), "Email"));
+    json_object_put(o);
+    done(&r);
+
+    /* upsert by Platform_Id__c: 201 then 200, and a duplicate value refused */
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"Name\":\"Ext 1\"}", inter);
+    r = api("PATCH", "/sobjects/InteractionAttendee/Platform_Id__c/att-1", body);
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    done(&r);
+    r = api("PATCH", "/sobjects/InteractionAttendee/Platform_Id__c/att-1",
+            "{\"AttendeeResponse\":\"Declined\"}");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "created"), "false");
+    json_object_put(o);
+    done(&r);
+    r = api("PATCH", path, "{\"Platform_Id__c\":\"att-1\"}");
+    expect_error(&r, 400, "DUPLICATE_VALUE");
+    done(&r);
+
+    /* Interaction.RelatedRecordId: an Opportunity, nothing else */
+    snprintf(body, sizeof body, "{\"Name\":\"Deal review\",\"RelatedRecordId\":\"%s\"}", acc);
+    r = api("POST", "/sobjects/Interaction", body);
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    done(&r);
+    r = api("POST", "/sobjects/Interaction",
+            "{\"Name\":\"Deal review\",\"RelatedRecordId\":\"006Hs00000zzzzz\"}");
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    done(&r);
+    snprintf(body, sizeof body,
+             "{\"Name\":\"Deal review\",\"AccountId\":\"%s\",\"RelatedRecordId\":\"%s\","
+             "\"AssociatedRecordId\":\"%s\"}",
+             acc, opp, acc);
+    r = api("POST", "/sobjects/Interaction", body);
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    o = J(&r);
+    char ni[32];
+    snprintf(ni, sizeof ni, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/Interaction/%s", ni);
+    r = api("PATCH", path, "{\"RelatedRecordId\":null,\"AssociatedRecordId\":\"006Hs00000zzzzz\"}");
+    expect_error(&r, 400, "INVALID_CROSS_REFERENCE_KEY");
+    done(&r);
+    snprintf(body, sizeof body, "{\"AssociatedRecordId\":\"%s\"}", opp);
+    r = api("PATCH", path, body);
+    cr_expect_eq(r.status, 204, "%s", r.body);
+    done(&r);
+    snprintf(body, sizeof body, "SELECT RelatedRecordId, RelatedRecord.Name, AssociatedRecordId, "
+                                "AssociatedRecord.Name FROM Interaction WHERE Id = '%s'", ni);
+    r = query(body);
+    o = J(&r);
+    rec = json_object_array_get_idx(oget(o, "records"), 0);
+    cr_expect_str_eq(sget(rec, "RelatedRecordId"), opp);
+    cr_expect_str_eq(sget(rec, "AssociatedRecordId"), opp);
+    cr_expect_not_null(sget(oget(rec, "RelatedRecord"), "Name"));
+    cr_expect_str_eq(sget(oget(oget(rec, "AssociatedRecord"), "attributes"), "type"),
+                     "Opportunity");
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_fsc, composite_interaction_with_attendees)
+{
+    char con[32], con2[32], opp[32], acc[32], body[4096];
+    first_id("SELECT Id, AccountId FROM Opportunity ORDER BY Id LIMIT 1", "Id", opp, sizeof opp);
+    first_id("SELECT Id, AccountId FROM Opportunity ORDER BY Id LIMIT 1", "AccountId", acc,
+             sizeof acc);
+    snprintf(body, sizeof body, "SELECT Id FROM Contact WHERE AccountId = '%s' ORDER BY Id", acc);
+    first_id(body, "Id", con, sizeof con);
+    snprintf(body, sizeof body,
+             "SELECT Id FROM Contact WHERE AccountId = '%s' ORDER BY Id DESC", acc);
+    first_id(body, "Id", con2, sizeof con2);
+    cr_assert_str_neq(con, con2);
+
+    /* all or none: the second attendee has an unknown contact -> nothing kept */
+    snprintf(body, sizeof body,
+             "{\"allOrNone\":true,\"compositeRequest\":["
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Interaction\","
+             "\"referenceId\":\"meet\",\"body\":{\"Name\":\"Rolled back meeting\","
+             "\"AccountId\":\"%s\",\"RelatedRecordId\":\"%s\"}},"
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/InteractionAttendee\","
+             "\"referenceId\":\"a1\",\"body\":{\"InteractionId\":\"@{meet.id}\",\"ContactId\":\"%s\"}},"
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/InteractionAttendee\","
+             "\"referenceId\":\"a2\",\"body\":{\"InteractionId\":\"@{meet.id}\","
+             "\"ContactId\":\"003Hs00000zzzzz\"}}]}",
+             acc, opp, con);
+    struct resp r = api("POST", "/composite", body);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    json_object *o = J(&r), *cr = oget(o, "compositeResponse");
+    cr_assert_eq(json_object_array_length(cr), 3, "%s", r.body);
+    cr_expect_eq(iget(json_object_array_get_idx(cr, 2), "httpStatusCode"), 400);
+    cr_expect(strstr(json_object_to_json_string(json_object_array_get_idx(cr, 2)),
+                     "INVALID_CROSS_REFERENCE_KEY") != NULL, "%s", r.body);
+    cr_expect(strstr(json_object_to_json_string(json_object_array_get_idx(cr, 0)),
+                     "PROCESSING_HALTED") != NULL, "%s", r.body);
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT COUNT() FROM Interaction WHERE Name = 'Rolled back meeting'");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 0, "the interaction was rolled back");
+    json_object_put(o);
+    done(&r);
+    r = query("SELECT COUNT() FROM InteractionAttendee");
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 20, "so was the first attendee");
+    json_object_put(o);
+    done(&r);
+
+    /* the good bundle: interaction, two attendees by reference, a query */
+    snprintf(body, sizeof body,
+             "{\"allOrNone\":true,\"compositeRequest\":["
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/Interaction\","
+             "\"referenceId\":\"meet\",\"body\":{\"Name\":\"Kick-off\",\"AccountId\":\"%s\","
+             "\"RelatedRecordId\":\"%s\",\"InteractionType\":\"In Person\","
+             "\"StartTime\":\"2024-05-01T09:00:00.000+0000\"}},"
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/InteractionAttendee\","
+             "\"referenceId\":\"a1\",\"body\":{\"InteractionId\":\"@{meet.id}\",\"ContactId\":\"%s\","
+             "\"AttendeeType\":\"External\",\"Platform_Id__c\":\"k-1\"}},"
+             "{\"method\":\"POST\",\"url\":\"/services/data/v60.0/sobjects/InteractionAttendee\","
+             "\"referenceId\":\"a2\",\"body\":{\"InteractionId\":\"@{meet.id}\",\"ContactId\":\"%s\","
+             "\"AttendeeType\":\"External\",\"IsOrganizer\":true}},"
+             "{\"method\":\"GET\",\"referenceId\":\"q\",\"url\":\"/services/data/v60.0/query?q="
+             "SELECT+Id,Interaction.Name,Contact.Email+FROM+InteractionAttendee+WHERE+"
+             "InteractionId='@{meet.id}'+ORDER+BY+Id\"}]}",
+             acc, opp, con, con2);
+    r = api("POST", "/composite", body);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    cr = oget(o, "compositeResponse");
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(iget(json_object_array_get_idx(cr, (size_t)i), "httpStatusCode"), 201, "%s",
+                     r.body);
+    char meet[32];
+    snprintf(meet, sizeof meet, "%s", sget(oget(json_object_array_get_idx(cr, 0), "body"), "id"));
+    json_object *qb = oget(json_object_array_get_idx(cr, 3), "body");
+    cr_expect_eq(iget(qb, "totalSize"), 2, "%s", r.body);
+    json_object *a0 = json_object_array_get_idx(oget(qb, "records"), 0);
+    cr_expect_str_eq(sget(oget(a0, "Interaction"), "Name"), "Kick-off");
+    cr_expect_not_null(sget(oget(a0, "Contact"), "Email"));
+    json_object_put(o);
+    done(&r);
+    snprintf(body, sizeof body,
+             "SELECT Id, Name, RelatedRecordId FROM Interaction WHERE Id = '%s'", meet);
+    r = query(body);
+    o = J(&r);
+    cr_expect_str_eq(sget(json_object_array_get_idx(oget(o, "records"), 0), "RelatedRecordId"),
+                     opp);
+    json_object_put(o);
+    done(&r);
+    r = req("GET", "/__sim/records/InteractionAttendee?where=Platform_Id__c=k-1", NULL, false,
+            NULL, NULL);
+    o = J(&r);
+    json_object *recs = oget(o, "records");
+    cr_assert_eq(json_object_array_length(recs), 1, "%s", r.body);
+    cr_expect_str_eq(sget(json_object_array_get_idx(recs, 0), "InteractionId"), meet);
+    json_object_put(o);
+    done(&r);
+}
+
+Test(sfsim_fsc, collections_bulk_replication_and_control)
+{
+    char inter[32], con[32], body[2048], path[512];
+    first_id("SELECT Id FROM Interaction ORDER BY Id LIMIT 1", "Id", inter, sizeof inter);
+    first_id("SELECT Id FROM Contact ORDER BY Id LIMIT 1", "Id", con, sizeof con);
+    snprintf(body, sizeof body,
+             "{\"allOrNone\":false,\"records\":["
+             "{\"attributes\":{\"type\":\"InteractionAttendee\"},\"InteractionId\":\"%s\","
+             "\"ContactId\":\"%s\",\"Platform_Id__c\":\"c-1\"},"
+             "{\"attributes\":{\"type\":\"InteractionAttendee\"},\"InteractionId\":\"%s\","
+             "\"ContactId\":\"003Hs00000zzzzz\"},"
+             "{\"attributes\":{\"type\":\"InteractionAttendee\"},\"InteractionId\":\"%s\","
+             "\"AttendeeType\":\"Internal\",\"Platform_Id__c\":\"c-3\"}]}",
+             inter, con, inter, inter);
+    struct resp r = api("POST", "/composite/sobjects", body);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    json_object *o = J(&r);
+    cr_assert_eq(json_object_array_length(o), 3);
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 0), "success"), "true");
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 1), "success"), "false");
+    cr_expect(strstr(r.body, "INVALID_CROSS_REFERENCE_KEY") != NULL, "%s", r.body);
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 2), "success"), "true");
+    char gone[32];
+    snprintf(gone, sizeof gone, "%s", sget(json_object_array_get_idx(o, 2), "id"));
+    json_object_put(o);
+    done(&r);
+    /* collection upsert by the external id */
+    r = api("PATCH", "/composite/sobjects/InteractionAttendee/Platform_Id__c",
+            "{\"records\":[{\"attributes\":{\"type\":\"InteractionAttendee\"},"
+            "\"Platform_Id__c\":\"c-1\",\"AttendeeResponse\":\"Accepted\"}]}");
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    cr_expect_str_eq(sget(json_object_array_get_idx(o, 0), "created"), "false", "%s", r.body);
+    json_object_put(o);
+    done(&r);
+
+    /* Bulk 2.0 query with parent columns */
+    r = api("POST", "/jobs/query",
+            "{\"operation\":\"query\",\"query\":\"SELECT Id, Interaction.Name, Contact.Email, "
+            "AttendeeType, IsOrganizer FROM InteractionAttendee\"}");
+    o = J(&r);
+    char job[32];
+    snprintf(job, sizeof job, "%s", sget(o, "id"));
+    json_object_put(o);
+    done(&r);
+    usleep(200000);
+    snprintf(path, sizeof path, "/jobs/query/%s/results", job);
+    r = api("GET", path, NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    const char *hdr = "\"Id\",\"Interaction.Name\",\"Contact.Email\",\"AttendeeType\","
+                      "\"IsOrganizer\"\n";
+    cr_expect(strncmp(r.body, hdr, strlen(hdr)) == 0, "%s", r.body);
+    int lines = 0;
+    for (char *p = r.body; *p; p++)
+        lines += *p == '\n';
+    cr_expect_eq(lines, 1 + 22, "%s", r.body);
+    done(&r);
+
+    /* describe and describeGlobal */
+    r = api("GET", "/sobjects/InteractionAttendee/describe", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    cr_expect_str_eq(sget(o, "keyPrefix"), "0ia");
+    json_object *fields = oget(o, "fields");
+    bool saw_inter = false, saw_org = false;
+    for (size_t i = 0; i < json_object_array_length(fields); i++) {
+        json_object *f = json_object_array_get_idx(fields, i);
+        if (strcmp(sget(f, "name"), "InteractionId") == 0) {
+            saw_inter = true;
+            cr_expect_not(json_object_get_boolean(oget(f, "nillable")));
+            cr_expect_str_eq(sget(f, "relationshipName"), "Interaction");
+            cr_expect_str_eq(json_object_get_string(json_object_array_get_idx(oget(f, "referenceTo"), 0)),
+                             "Interaction");
+        }
+        if (strcmp(sget(f, "name"), "IsOrganizer") == 0) {
+            saw_org = true;
+            cr_expect(json_object_is_type(oget(f, "defaultValue"), json_type_boolean));
+            cr_expect_not(json_object_get_boolean(oget(f, "defaultValue")));
+        }
+    }
+    cr_expect(saw_inter && saw_org);
+    json_object_put(o);
+    done(&r);
+    r = api("GET", "/sobjects/Interaction/describe", NULL);
+    cr_expect(strstr(r.body, "\"childSObject\":\"InteractionAttendee\",\"deprecatedAndHidden\":false,"
+                             "\"field\":\"InteractionId\",\"junctionIdListNames\":[],"
+                             "\"junctionReferenceTo\":[],\"relationshipName\":\"InteractionAttendees\"") != NULL,
+              "child relationship");
+    cr_expect(strstr(r.body, "\"name\":\"RelatedRecordId\"") != NULL);
+    done(&r);
+    r = api("GET", "/sobjects/", NULL);
+    cr_expect(strstr(r.body, "\"name\":\"InteractionAttendee\"") != NULL);
+    done(&r);
+
+    /* getUpdated / getDeleted, queryAll */
+    snprintf(path, sizeof path, "/sobjects/InteractionAttendee/%s", gone);
+    r = api("DELETE", path, NULL);
+    cr_expect_eq(r.status, 204, "%s", r.body);
+    done(&r);
+    r = req("POST", "/__sim/clock", "{\"advance_s\":120}", false, NULL, NULL);
+    done(&r);
+    char st[32], en[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    time_t t0 = now - 600, t1 = now + 600;
+    gmtime_r(&t0, &tm);
+    strftime(st, sizeof st, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gmtime_r(&t1, &tm);
+    strftime(en, sizeof en, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(path, sizeof path, "/sobjects/InteractionAttendee/updated/?start=%s&end=%s", st, en);
+    r = api("GET", path, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    cr_expect_eq(json_object_array_length(oget(o, "ids")), 1, "the upserted attendee: %s", r.body);
+    json_object_put(o);
+    done(&r);
+    snprintf(path, sizeof path, "/sobjects/InteractionAttendee/deleted/?start=%s&end=%s", st, en);
+    r = api("GET", path, NULL);
+    cr_expect_eq(r.status, 200, "%s", r.body);
+    o = J(&r);
+    json_object *dr = oget(o, "deletedRecords");
+    cr_assert_eq(json_object_array_length(dr), 1, "%s", r.body);
+    cr_expect_str_eq(sget(json_object_array_get_idx(dr, 0), "id"), gone);
+    json_object_put(o);
+    done(&r);
+    CURL *c = curl_easy_init();
+    char *e = curl_easy_escape(c, "SELECT Id, IsDeleted FROM InteractionAttendee WHERE IsDeleted = true", 0);
+    snprintf(path, sizeof path, "%s/queryAll?q=%s", V, e);
+    curl_free(e);
+    curl_easy_cleanup(c);
+    r = req("GET", path, NULL, true, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "totalSize"), 1, "%s", r.body);
+    json_object_put(o);
+    done(&r);
+
+    /* the control API: direct create, filter, count */
+    snprintf(body, sizeof body, "{\"InteractionId\":\"%s\",\"Name\":\"Direct\",\"Platform_Id__c\":\"d-1\"}",
+             inter);
+    r = req("POST", "/__sim/records/InteractionAttendee", body, false, NULL, NULL);
+    cr_expect_eq(r.status, 201, "%s", r.body);
+    done(&r);
+    r = req("GET", "/__sim/records/InteractionAttendee?count=1", NULL, false, NULL, NULL);
+    o = J(&r);
+    cr_expect_eq(iget(o, "count"), 23, "20 seeded, 2 from the collection, 1 direct (incl. deleted)");
+    json_object_put(o);
+    done(&r);
+}

@@ -82,6 +82,11 @@ Test(sfsim_soql, valid_queries_compile)
         "SELECT Id FROM Opportunity WHERE IsClosed = false LIMIT 10 OFFSET 5",
         "SELECT Id, What.Name FROM Task WHERE What.Name != null",
         "SELECT Id FROM Account WHERE Id = '001Hs0000000001'",
+        "SELECT Id, Interaction.Name, Contact.Email, User.Name FROM InteractionAttendee",
+        "SELECT Id FROM InteractionAttendee WHERE Interaction.Account.Name LIKE 'S%' "
+        "ORDER BY Interaction.StartTime DESC NULLS LAST",
+        "SELECT Id, RelatedRecord.StageName, AssociatedRecord.Name FROM Interaction "
+        "WHERE RelatedRecordId != null",
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         struct sim_err e = {0};
@@ -114,6 +119,11 @@ Test(sfsim_soql, invalid_queries)
     bad("SELECT COUNT(Id) FROM Account", "MALFORMED_QUERY", NULL);
     bad("SELECT Id FROM Account WHERE Name < null", "MALFORMED_QUERY", NULL);
     bad("", "MALFORMED_QUERY", NULL);
+    bad("SELECT Id, Interaction.Bogus FROM InteractionAttendee", "INVALID_FIELD",
+        "No such column 'Bogus'");
+    bad("SELECT Id, Related.Name FROM Interaction", "INVALID_FIELD",
+        "Didn't understand relationship 'Related'");
+    bad("SELECT Id, Contact.Email FROM Interaction", "INVALID_FIELD", NULL);
 }
 
 Test(sfsim_soql, error_message_points_at_the_column)
@@ -205,4 +215,66 @@ Test(sfsim_soql, seeding_is_deterministic)
         cr_expect(da > -5000 && da < 5000);
     }
     sim_free(t);
+}
+
+/* RelatedRecordId and InteractionAttendee seeding: the same seed gives the
+ * same links; no attendees unless asked; attendees never without an
+ * interaction */
+Test(sfsim_soql, fsc_seeding_is_deterministic)
+{
+    struct sim_config c;
+    sim_config_defaults(&c);
+    c.seed_accounts = 40;
+    c.seed_contacts = 100;
+    c.seed_opportunities = 60;
+    c.seed_interactions = 50;
+    c.seed_attendees = 120;
+    c.quiet = true;
+    char err[256];
+    struct sim *a = sim_new(&c, err, sizeof err), *b = sim_new(&c, err, sizeof err);
+    cr_assert(a && b, "%s", err);
+    const struct sim_object *io = &sim_objects[SIM_INTERACTION];
+    const struct sim_object *ao = &sim_objects[SIM_INTERACTION_ATTENDEE];
+    int rel = sim_field_find(io, "RelatedRecordId"), con = sim_field_find(ao, "ContactId"),
+        inter = sim_field_find(ao, "InteractionId");
+    cr_assert(rel > 0 && con > 0 && inter > 0);
+    cr_expect_eq(a->store.t[SIM_INTERACTION_ATTENDEE].n, 120);
+    int related = 0;
+    for (uint32_t i = 0; i < 50; i++) {
+        struct sim_val x = sim_get(&a->store, SIM_INTERACTION,
+                                   sim_rec_at(&a->store, SIM_INTERACTION, i), rel);
+        struct sim_val y = sim_get(&b->store, SIM_INTERACTION,
+                                   sim_rec_at(&b->store, SIM_INTERACTION, i), rel);
+        cr_expect_eq(x.null, y.null);
+        if (!x.null) {
+            cr_expect_str_eq(x.u.s, y.u.s);
+            related++;
+        }
+    }
+    cr_expect(related > 12 && related < 38, "about half: %d of 50", related);
+    for (uint32_t i = 0; i < 120; i++) {
+        struct sim_rec *ra = sim_rec_at(&a->store, SIM_INTERACTION_ATTENDEE, i);
+        struct sim_rec *rb = sim_rec_at(&b->store, SIM_INTERACTION_ATTENDEE, i);
+        cr_expect_str_eq(ra->id, rb->id);
+        cr_expect_str_eq(sim_get(&a->store, SIM_INTERACTION_ATTENDEE, ra, inter).u.s,
+                         sim_get(&b->store, SIM_INTERACTION_ATTENDEE, rb, inter).u.s);
+        struct sim_val x = sim_get(&a->store, SIM_INTERACTION_ATTENDEE, ra, con);
+        struct sim_val y = sim_get(&b->store, SIM_INTERACTION_ATTENDEE, rb, con);
+        cr_expect_eq(x.null, y.null);
+        if (!x.null)
+            cr_expect_str_eq(x.u.s, y.u.s);
+    }
+    sim_free(a);
+    sim_free(b);
+
+    /* the default: none; and none without interactions to attend */
+    cr_expect_eq(S->store.t[SIM_INTERACTION_ATTENDEE].n, 0);
+    sim_config_defaults(&c);
+    c.seed_accounts = 5;
+    c.seed_attendees = 10;
+    c.quiet = true;
+    a = sim_new(&c, err, sizeof err);
+    cr_assert_not_null(a, "%s", err);
+    cr_expect_eq(a->store.t[SIM_INTERACTION_ATTENDEE].n, 0);
+    sim_free(a);
 }

@@ -1,7 +1,8 @@
 // Conformance of the Salesforce emulator with a real, widely used client:
 // jsforce drives OAuth2 (authorize + PKCE, requestToken, refresh), query with
 // autoFetch/maxFetch, queryAll, sObject CRUD + upsert, a 200-record
-// collection, composite with a reference, describe, limits and Bulk 2.0.
+// collection, composite with a reference, describe, limits and Bulk 2.0,
+// and the FSC Interaction/InteractionAttendee objects through the same calls.
 // Run: node --test tests/node/   (cwd = repo root; SFSIM_BIN overrides the binary)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +21,8 @@ let oauth2;
 
 before(async () => {
   sim = await startSim(['--seed-accounts', '6000', '--seed-contacts', '3000',
-    '--seed-opportunities', '500', '--bulk-delay-ms', '150']);
+    '--seed-opportunities', '500', '--seed-interactions', '300', '--seed-attendees', '400',
+    '--bulk-delay-ms', '150']);
 });
 
 after(async () => {
@@ -236,4 +238,79 @@ test('Bulk 2.0 query', async () => {
   assert.ok('Account.Name' in records[0]);
   const seeded = records.find((r) => r.Email && r.Email.endsWith('@example.org'));
   assert.ok(seeded && seeded['Account.Name'].length > 0);
+});
+
+test('FSC Interaction.RelatedRecordId and InteractionAttendee', async () => {
+  const d = await conn.sobject('InteractionAttendee').describe();
+  assert.equal(d.keyPrefix, '0ia');
+  const byName = Object.fromEntries(d.fields.map((f) => [f.name, f]));
+  assert.deepEqual(byName.InteractionId.referenceTo, ['Interaction']);
+  assert.equal(byName.InteractionId.nillable, false);
+  assert.equal(byName.IsOrganizer.defaultValue, false);
+  assert.equal(byName.Platform_Id__c.externalId, true);
+  const di = await conn.sobject('Interaction').describe();
+  const rel = di.fields.find((f) => f.name === 'RelatedRecordId');
+  assert.deepEqual(rel.referenceTo, ['Opportunity']);
+  assert.equal(rel.relationshipName, 'RelatedRecord');
+  assert.ok(di.childRelationships.some((r) => r.childSObject === 'InteractionAttendee' &&
+    r.relationshipName === 'InteractionAttendees'));
+
+  const seeded = await conn.query(
+    'SELECT Id, Interaction.AccountId, Contact.AccountId, Contact.Email, EmailAddress ' +
+    "FROM InteractionAttendee WHERE AttendeeType = 'External'");
+  // interaction i is on account i, which has one contact (contact i): round 0
+  // of the 400 attendees is that contact, round 1 an internal organizer
+  assert.equal(seeded.totalSize, 300);
+  for (const a of seeded.records) {
+    assert.equal(a.Contact.AccountId, a.Interaction.AccountId);
+    assert.equal(a.Contact.Email, a.EmailAddress);
+  }
+  const internal = await conn.query(
+    "SELECT Id, User.Name, EmailAddress FROM InteractionAttendee WHERE AttendeeType = 'Internal' " +
+    'AND IsOrganizer = true AND ContactId = null');
+  assert.equal(internal.totalSize, 100);
+  assert.ok(internal.records.every((r) => r.User.Name.length > 0));
+  const related = await conn.query(
+    'SELECT Id, AccountId, RelatedRecord.AccountId FROM Interaction WHERE RelatedRecordId != null');
+  assert.ok(related.totalSize > 100 && related.totalSize < 200, `about half: ${related.totalSize}`);
+  assert.ok(related.records.every((r) => r.RelatedRecord.AccountId === r.AccountId));
+
+  const opp = (await conn.query('SELECT Id, AccountId FROM Opportunity LIMIT 1')).records[0];
+  const con = (await conn.query(
+    `SELECT Id FROM Contact WHERE AccountId = '${opp.AccountId}' LIMIT 1`)).records[0];
+  const meet = await conn.sobject('Interaction').create({
+    Name: 'jsforce meeting', AccountId: opp.AccountId, RelatedRecordId: opp.Id,
+    InteractionType: 'Phone Call',
+  });
+  assert.equal(meet.success, true);
+  const att = await conn.sobject('InteractionAttendee').create({
+    InteractionId: meet.id, ContactId: con.Id, AttendeeType: 'External',
+  });
+  assert.match(att.id, /^0ia/);
+  const up = await conn.sobject('InteractionAttendee').upsert(
+    { Platform_Id__c: 'js-att-1', InteractionId: meet.id, AttendeeType: 'Internal' },
+    'Platform_Id__c');
+  assert.equal(up.created, true);
+  await assert.rejects(
+    conn.sobject('InteractionAttendee').create({ InteractionId: meet.id, ContactId: '003Hs00000zzzzz' }),
+    (e) => e.errorCode === 'INVALID_CROSS_REFERENCE_KEY');
+  const q = await conn.query(
+    'SELECT Id, IsOrganizer, Interaction.Name, Interaction.RelatedRecordId, Contact.Email ' +
+    `FROM InteractionAttendee WHERE InteractionId = '${meet.id}' ORDER BY Id`);
+  assert.equal(q.totalSize, 2);
+  assert.equal(q.records[0].Interaction.Name, 'jsforce meeting');
+  assert.equal(q.records[0].Interaction.RelatedRecordId, opp.Id);
+  assert.equal(q.records[0].IsOrganizer, false);
+  assert.equal(typeof q.records[0].Contact.Email, 'string');
+  assert.equal(q.records[1].Contact, null);
+
+  const stream = await conn.bulk2.query('SELECT Id, Interaction.Name FROM InteractionAttendee');
+  const rows = [];
+  await new Promise((resolve, reject) => {
+    stream.on('record', (r) => rows.push(r));
+    stream.on('end', resolve);
+    stream.on('error', reject);
+  });
+  assert.equal(rows.length, 402);
+  assert.ok(rows.every((r) => r['Interaction.Name'].length > 0));
 });

@@ -21,7 +21,7 @@ static void usage(FILE *f)
           "             [--session-timeout SECONDS] [--rotate-refresh-tokens]\n"
           "             [--api-limit N] [--seed N] [--seed-accounts N] [--seed-contacts N]\n"
           "             [--seed-opportunities N] [--seed-interactions N] [--seed-tasks N]\n"
-          "             [--seed-events N] [--bulk-delay-ms N]\n"
+          "             [--seed-events N] [--seed-attendees N] [--bulk-delay-ms N]\n"
           "             [--tls-cert PEM --tls-key PEM] [--quiet]\n",
           f);
 }
@@ -81,6 +81,7 @@ int main(int argc, char **argv)
         NUM("--seed-interactions", seed_interactions)
         NUM("--seed-tasks", seed_tasks)
         NUM("--seed-events", seed_events)
+        NUM("--seed-attendees", seed_attendees)
         NUM("--bulk-delay-ms", bulk_delay_ms)
         STR("--tls-cert", tls_cert)
         STR("--tls-key", tls_key)

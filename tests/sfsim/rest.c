@@ -620,7 +620,12 @@ static void field_json(struct sim_buf *b, const struct sim_object *o, int f)
     sim_buf_puts(b, "\"compoundFieldName\":null,\"controllerName\":null,");
     jbool(b, "createable", fd->flags & SIM_F_CREATE);
     jbool(b, "custom", fd->flags & SIM_F_CUSTOM);
-    sim_buf_puts(b, "\"defaultValue\":null,\"defaultValueFormula\":null,");
+    /* checkboxes have a default (User.IsActive true, the others false) */
+    if (fd->type == SIM_T_BOOLEAN && (fd->flags & SIM_F_CREATE))
+        sim_buf_printf(b, "\"defaultValue\":%s,\"defaultValueFormula\":null,",
+                       strcmp(o->name, "User") == 0 ? "true" : "false");
+    else
+        sim_buf_puts(b, "\"defaultValue\":null,\"defaultValueFormula\":null,");
     jbool(b, "defaultedOnCreate", fd->flags & SIM_F_DEFAULTED);
     jbool(b, "dependentPicklist", false);
     jbool(b, "deprecatedAndHidden", false);
@@ -702,6 +707,12 @@ static void describe(struct ctx *c, int obj)
                 snprintf(rel, sizeof rel, "Child%s", ch->plural);
             else
                 snprintf(rel, sizeof rel, "%s", ch->plural);
+            /* "Interaction Attendees" -> "InteractionAttendees" */
+            size_t w = 0;
+            for (size_t i = 0; rel[i]; i++)
+                if (rel[i] != ' ')
+                    rel[w++] = rel[i];
+            rel[w] = '\0';
             sim_buf_printf(&b,
                            "%s{\"cascadeDelete\":false,\"childSObject\":\"%s\","
                            "\"deprecatedAndHidden\":false,\"field\":\"%s\","

@@ -91,6 +91,9 @@ static const char *const prios[] = {"High", "Normal", "Low", NULL};
 static const char *const tsub[] = {"Task", "Email", "Call", NULL};
 static const char *const calltypes[] = {"Internal", "Inbound", "Outbound", NULL};
 static const char *const showas[] = {"Busy", "OutOfOffice", "Free", NULL};
+static const char *const att_types[] = {"External", "Internal", NULL};
+static const char *const att_resp[] = {"Accepted", "Declined", "Awaiting Response",
+                                       NULL};
 
 static const struct sim_field account_f[] = {
     SYS("Account"),
@@ -193,7 +196,29 @@ static const struct sim_field inter_f[] = {
     TYP("EndTime", "End Time", SIM_T_DATETIME, 0),
     PICK("InteractionType", "Interaction Type", itypes),
     TXT("Description", "Description", 32000),
+    REF("RelatedRecordId", "Related Record ID", "Opportunity", "RelatedRecord"),
+    {"AssociatedRecordId", "Associated Record ID", SIM_T_REFERENCE, 18, 0, SIM_W,
+     "Account", "Opportunity", "AssociatedRecord", NULL, NULL},
     STR("ReferenceIdentifier", "Reference Identifier", 255),
+    TYP("LastSyncedDateTime", "Last Synced Date Time", SIM_T_DATETIME, 0),
+    PLATFORM_ID,
+};
+
+/* FSC InteractionAttendee: a child of Interaction (no OwnerId of its own) */
+static const struct sim_field attendee_f[] = {
+    SYS("Interaction Attendee"),
+    {"Name", "Interaction Attendee Name", SIM_T_STRING, 255, 0, SIM_W | SIM_F_NAME,
+     NULL, NULL, NULL, NULL, NULL},
+    {"InteractionId", "Interaction ID", SIM_T_REFERENCE, 18, 0,
+     SIM_F_CREATE | SIM_F_UPDATE | SIM_F_REQUIRED, "Interaction", NULL,
+     "Interaction", NULL, NULL},
+    REF("ContactId", "Contact ID", "Contact", "Contact"),
+    REF("UserId", "User ID", "User", "User"),
+    REF("EventId", "Event ID", "Event", "Event"),
+    TYP("EmailAddress", "Email Address", SIM_T_EMAIL, 80),
+    PICK("AttendeeType", "Attendee Type", att_types),
+    PICK("AttendeeResponse", "Attendee Response", att_resp),
+    BOOLW("IsOrganizer", "Is Organizer"),
     TYP("LastSyncedDateTime", "Last Synced Date Time", SIM_T_DATETIME, 0),
     PLATFORM_ID,
 };
@@ -280,6 +305,8 @@ const struct sim_object sim_objects[SIM_NOBJ] = {
     {"Task", "Task", "Tasks", "00T", task_f, N(task_f), SYSIDX, -1, 7},
     {"Event", "Event", "Events", "00U", event_f, N(event_f), SYSIDX, -1, 7},
     {"User", "User", "Users", "005", user_f, N(user_f), SYSIDX, 10, -1},
+    {"InteractionAttendee", "Interaction Attendee", "Interaction Attendees", "0ia",
+     attendee_f, N(attendee_f), SYSIDX, 7, -1},
 };
 
 int sim_object_find(const char *name)

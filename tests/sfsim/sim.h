@@ -37,6 +37,7 @@ struct sim_config {
     uint64_t seed;
     long seed_accounts, seed_contacts, seed_opportunities, seed_interactions,
         seed_tasks, seed_events;
+    long seed_attendees; /* InteractionAttendees of the seeded interactions */
     int bulk_delay_ms;
     const char *tls_cert, *tls_key; /* PEM file paths; both set = HTTPS */
     bool quiet;

@@ -133,6 +133,7 @@ enum sim_obj {
     SIM_TASK,
     SIM_EVENT,
     SIM_USER,
+    SIM_INTERACTION_ATTENDEE,
     SIM_NOBJ
 };
 

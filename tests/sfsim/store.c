@@ -62,7 +62,8 @@ static struct {
     int e_who, e_what, e_acct, e_start, e_end, e_dur, e_allday, e_adate, e_adt,
         e_arch, e_private;
     int u_first, u_last, u_name, u_active;
-    int i_acct;
+    int i_acct, i_rel;
+    int ia_inter, ia_org;
 } F;
 static pthread_once_t f_once = PTHREAD_ONCE_INIT;
 
@@ -122,6 +123,9 @@ static void f_init(void)
     F.u_name = fx(SIM_USER, "Name");
     F.u_active = fx(SIM_USER, "IsActive");
     F.i_acct = fx(SIM_INTERACTION, "AccountId");
+    F.i_rel = fx(SIM_INTERACTION, "RelatedRecordId");
+    F.ia_inter = fx(SIM_INTERACTION_ATTENDEE, "InteractionId");
+    F.ia_org = fx(SIM_INTERACTION_ATTENDEE, "IsOrganizer");
     for (int o = 0; o < SIM_NOBJ; o++) {
         const struct sim_object *ob = &sim_objects[o];
         if (ob->nfields > 64 || strcmp(ob->fields[ob->f_sysmod].name, "SystemModstamp") ||
@@ -555,6 +559,10 @@ static void derive(struct sim_store *s, int obj, struct sim_rec *r,
         set_i(r, F.e_arch, 0);
         break;
     }
+    case SIM_INTERACTION_ATTENDEE:
+        if (isnull(r, F.ia_org))
+            set_i(r, F.ia_org, 0); /* defaults to false */
+        break;
     default:
         break;
     }
@@ -1032,6 +1040,8 @@ static const char *const opp_types_seed[] = {"Existing Customer - Upgrade",
                                             "New Customer",
                                             "Existing Customer - Replacement"};
 static const char *const sectors_s[] = {"Public", "Private", "Nonprofit"};
+static const char *const att_resp_s[] = {"Accepted", "Accepted", "Accepted",
+                                         "Declined", "Awaiting Response"};
 
 #define PICKR(rng, a) ((a)[sim_rng(rng) % (sizeof(a) / sizeof((a)[0]))])
 
@@ -1229,6 +1239,8 @@ void sim_store_seed(struct sim *sim)
         rec_index(s, SIM_OPPORTUNITY, idx, +1);
     }
 
+    uint32_t nopp = s->t[SIM_OPPORTUNITY].n;
+    uint64_t frng = c->seed * 0xd1b54a32d192ed03ULL + 0x4fa7e1d5ULL;
     const struct sim_object *io = &sim_objects[SIM_INTERACTION];
     int i_name = sim_field_find(io, "Name"), i_start = sim_field_find(io, "StartTime"),
         i_end = sim_field_find(io, "EndTime"), i_type = sim_field_find(io, "InteractionType");
@@ -1243,8 +1255,19 @@ void sim_store_seed(struct sim *sim)
         set_i(r, i_start, st);
         set_i(r, i_end, st + (int64_t)(30 + 30 * (sim_rng(&rng) % 3)) * 60000);
         set_s(r, i_type, PICKR(&rng, itypes_s));
+        /* about half relate to one of their account's opportunities (opp j
+         * belongs to account j % nacc); a separate stream keeps the rest of
+         * the seeded data what it was before this field existed */
+        uint64_t pick = sim_rng(&frng);
+        uint32_t a = nacc ? (uint32_t)(i % nacc) : 0;
+        if (nacc && a < nopp && (pick & 1)) {
+            uint32_t cnt = (nopp - 1 - a) / nacc + 1;
+            uint32_t j = a + (uint32_t)((pick >> 1) % cnt) * nacc;
+            set_s(r, F.i_rel, sim_rec_at(s, SIM_OPPORTUNITY, j)->id);
+        }
         rec_index(s, SIM_INTERACTION, idx, +1);
     }
+    uint32_t ninter = s->t[SIM_INTERACTION].n;
 
     const struct sim_object *to = &sim_objects[SIM_TASK];
     int t_subj = sim_field_find(to, "Subject"), t_date = sim_field_find(to, "ActivityDate");
@@ -1282,5 +1305,46 @@ void sim_store_seed(struct sim *sim)
         set_i(r, F.e_dur, 30 * (1 + (int64_t)(sim_rng(&rng) % 4)));
         derive(s, SIM_EVENT, r, NULL, true, now);
         rec_index(s, SIM_EVENT, idx, +1);
+    }
+
+    /* attendees: attendee k joins interaction k % ninter; its round
+     * k / ninter picks that account's next contact (contact j belongs to
+     * account j % nacc), and once the account's contacts are used up, an
+     * internal user (the first of them the organizer) */
+    const struct sim_object *ao2 = &sim_objects[SIM_INTERACTION_ATTENDEE];
+    int ia_name = sim_field_find(ao2, "Name"), ia_con = sim_field_find(ao2, "ContactId"),
+        ia_user = sim_field_find(ao2, "UserId"), ia_mail = sim_field_find(ao2, "EmailAddress"),
+        ia_type = sim_field_find(ao2, "AttendeeType"),
+        ia_resp = sim_field_find(ao2, "AttendeeResponse");
+    for (long k = 0; ninter && k < c->seed_attendees; k++) {
+        uint32_t ii = (uint32_t)(k % ninter);
+        uint32_t rd = (uint32_t)(k / ninter);
+        const struct sim_rec *in = sim_rec_at(s, SIM_INTERACTION, ii);
+        const char *own = get_s(in, io->f_owner);
+        uint32_t idx = seed_rec(sim, SIM_INTERACTION_ATTENDEE, &rng, now, own);
+        struct sim_rec *r = sim_rec_at(s, SIM_INTERACTION_ATTENDEE, idx);
+        set_s(r, F.ia_inter, in->id);
+        uint32_t a = nacc ? ii % nacc : 0;
+        uint32_t ca = nacc && a < ncon ? (ncon - 1 - a) / nacc + 1 : 0;
+        if (isnull(in, F.i_acct))
+            ca = 0;
+        if (rd < ca) {
+            const struct sim_rec *ct = sim_rec_at(s, SIM_CONTACT, a + rd * nacc);
+            set_s(r, ia_con, ct->id);
+            set_s(r, ia_name, get_s(ct, F.c_name));
+            set_s(r, ia_mail, get_s(ct, F.c_email));
+            set_s(r, ia_type, "External");
+            set_s(r, ia_resp, PICKR(&rng, att_resp_s));
+            set_i(r, F.ia_org, 0);
+        } else {
+            const struct sim_rec *u = sim_rec_at(s, SIM_USER, (rd - ca) % 5);
+            set_s(r, ia_user, u->id);
+            set_s(r, ia_name, get_s(u, F.u_name));
+            set_s(r, ia_mail, get_s(u, fu_email));
+            set_s(r, ia_type, "Internal");
+            set_s(r, ia_resp, "Accepted");
+            set_i(r, F.ia_org, rd == ca);
+        }
+        rec_index(s, SIM_INTERACTION_ATTENDEE, idx, +1);
     }
 }
