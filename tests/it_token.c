@@ -758,8 +758,8 @@ Test(it_token, single_flight_refresh, .timeout = 180)
     for (int i = 0; i < 3; i++)
         cr_assert(!strncmp(results[i], "ok 200", 6), "process %d: the call must complete after one refresh: %s", i,
                   results[i]);
-    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1,
-                 "exactly one refresh call must reach the emulator (got %lld)", sim_stat(&c, "by_endpoint.oauth_token"));
+    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1, "exactly one refresh call must reach the emulator (got %lld)",
+                 sim_stat(&c, "by_endpoint.oauth_token"));
     cr_assert_eq(sim_stat(&c, "refresh_grants"), 1);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT token_version FROM connections WHERE connection_id = '%s'", conn);
@@ -841,7 +841,9 @@ Test(it_token, three_sync_workers_one_refresh, .timeout = 240)
     pid_t w[3];
     for (int i = 0; i < 3; i++)
         w[i] = track(it_spawn(&c.env, "sfbridge-sync", c.worker_env, "sync-401"));
-    sleep(6); /* all three join the group (range assignment: partitions 0-1, 2, 3) */
+    /* all three join the group (range assignment: partitions 0-1, 2, 3); if
+     * one is late the jobs still complete, only fewer of them meet the 401 */
+    sleep(4);
     expire_sessions(&c);
     /* slow answers, so that the three first calls are all in flight before the refresh lands */
     sim_post(&c, "/__sim/faults", "{\"latency_ms\":300}");
@@ -991,6 +993,73 @@ Test(it_token, revoked_refresh_token_expires_once, .timeout = 180)
     ctx_done(&c);
 }
 
+Test(it_token, revoked_with_sync_workers_expires_once, .timeout = 240)
+{
+    struct ctx c;
+    const char *args[] = {"--seed-accounts", "50", "--seed-contacts", "50", "--seed-opportunities", "20", "--quiet",
+                          NULL};
+    ctx_init(&c, args);
+    enable_org(&c, ORG);
+    start_token_worker(&c);
+    char conn[40], out[4096];
+    connect_user(&c, "u1", conn, 1);
+    const char *imp[] = {"mappings", "import", "--org", ORG, "--by", "it-admin", "tests/demo/mappings.json", NULL};
+    cr_assert_eq(run_cli(&c, NULL, out, sizeof out, imp), 0, "mappings import: %s", out);
+    char sql[600];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO companies (org_id, connection_id, salesforce_id, name, sf_modstamp, synced_at) VALUES "
+             "('" ORG "', '%s', '001000000000001AAA', 'Kept One', now(), now())",
+             conn);
+    it_sql_ok(&c.env, sql);
+    const char *rows_sql = "SELECT string_agg(id || name || sf_modstamp || synced_at || coalesce(deleted_at::text, "
+                           "'-'), ',' ORDER BY id) FROM companies";
+    char *rows_before = it_sql(&c.env, rows_sql);
+    pid_t w[3];
+    for (int i = 0; i < 3; i++)
+        w[i] = track(it_spawn(&c.env, "sfbridge-sync", c.worker_env, "sync-revoked"));
+    sleep(4);
+    revoke_everything(&c);
+    sim_post(&c, "/__sim/faults", "{\"latency_ms\":300}");
+    const char *objects[4] = {"[\"Account\"]", "[\"Contact\"]", "[\"Opportunity\"]", "[\"Contact\"]"};
+    for (int i = 0; i < 4; i++) {
+        char key[64], buf[1024], id[37];
+        key_for_partition(i, key);
+        it_uuid(id);
+        int n = snprintf(buf, sizeof buf,
+                         "{\"message_id\":\"%s\",\"org_id\":\"" ORG "\",\"connection_id\":\"%s\","
+                         "\"created_at\":\"2026-12-03T10:00:00Z\",\"mode\":\"incremental\",\"objects\":%s,"
+                         "\"requested_by\":\"it\"}",
+                         id, conn, objects[i]);
+        it_produce(&c.env, "sync.requested", key, buf, (size_t)n);
+    }
+    struct it_msgs m;
+    it_consume(&c.env, "sync.completed", 4, 120000, 500, &m);
+    cr_assert_eq(m.n, 4, "every job must be answered (got %d)", m.n);
+    for (int i = 0; i < m.n; i++)
+        cr_assert(strstr(m.m[i].payload, "\"failed\"") && strstr(m.m[i].payload, "CONNECTION_EXPIRED"),
+                  "a sync of a connection whose refresh token was revoked: %s", m.m[i].payload);
+    it_msgs_free(&m);
+    it_consume(&c.env, "connection.status", 2, 30000, 2000, &m);
+    cr_assert_eq(m.n, 2, "connected once, then expired exactly once (got %d events)", m.n);
+    struct json_object *ev = parse(m.m[1].payload);
+    cr_assert_str_eq(jstr(ev, "status"), "expired");
+    cr_assert_str_eq(jstr(ev, "connection_id"), conn);
+    cr_assert(jstr(ev, "reason") && strstr(jstr(ev, "reason"), "invalid_grant"), "%s", m.m[1].payload);
+    json_object_put(ev);
+    it_msgs_free(&m);
+    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1, "one refresh attempt reaches the emulator (got %lld)",
+                 sim_stat(&c, "by_endpoint.oauth_token"));
+    char *rows_after = it_sql(&c.env, rows_sql);
+    cr_assert_str_eq(rows_after, rows_before, "synced rows must stay untouched");
+    free(rows_after);
+    free(rows_before);
+    for (int i = 0; i < 3; i++) {
+        untrack(w[i]);
+        cr_assert_eq(it_stop(w[i], 20000), 0, "sfbridge-sync must exit 0 on SIGTERM");
+    }
+    ctx_done(&c);
+}
+
 Test(it_token, disabled_org_refused, .timeout = 180)
 {
     struct ctx c;
@@ -1029,7 +1098,8 @@ Test(it_token, status_and_revoke, .timeout = 180)
     start_token_worker(&c);
     char conn[40], out[8192];
     connect_user(&c, "u1", conn, 1);
-    it_sql_ok(&c.env, "INSERT INTO api_usage (sf_org_id, used, api_limit) SELECT sf_org_id, 1234, 100000 FROM connections");
+    it_sql_ok(&c.env,
+              "INSERT INTO api_usage (sf_org_id, used, api_limit) SELECT sf_org_id, 1234, 100000 FROM connections");
 
     char sql0[800];
     snprintf(sql0, sizeof sql0,
