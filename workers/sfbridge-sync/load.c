@@ -673,6 +673,12 @@ bool sync_flush(struct run *r, bool full_cursor, struct err *e)
         bool put = pg_copy_put(pg, r->buf.data, r->buf.len, e);
         if (!pg_copy_end(pg, e) || !put)
             goto out;
+        /* a temp table has no statistics: without them the planner may rescan the batch once per
+         * row of the target table (minutes at 10k rows); ANALYZE of one batch costs a few ms */
+        char an[96];
+        snprintf(an, sizeof an, "ANALYZE sfb_stage_%s", o->table);
+        if (!pg_run(pg, an, 0, NULL, e))
+            goto out;
         const char *p[3] = {r->job->org_id, r->job->connection_id, o->sf_object};
         long long t_copy = sync_now_ms();
         res = pg_exec(pg, o->merge_sql, 3, p, e);
