@@ -110,7 +110,7 @@ bool budget_check(struct pg *pg, const struct cfg *cfg, const char *org_id, cons
         goto out;
     }
     if (retry_at_ms)
-        *retry_at_ms = now_ms() + (long long)BUDGET_DEFER_S * 1000;
+        *retry_at_ms = now_ms() + (long long)(cfg && cfg->defer_seconds > 0 ? cfg->defer_seconds : BUDGET_DEFER_S) * 1000;
     err_set(e, ERR_LIMIT_EXCEEDED, false,
             "org %s has used %lld of its %lld daily API calls; %s work may use %d%% of its %d%% share",
             sf_org_id, used, limit, budget_class_name(cls), budget_class_pct(cls), share);

@@ -40,7 +40,7 @@ bool budget_check(struct pg *pg, const struct cfg *cfg, const char *org_id, cons
 
 /* ---- additions (compatible extensions) ---- */
 
-/* A deferred request's retry time is now + BUDGET_DEFER_S. A usage figure
+/* A deferred request's retry time is now + SFBRIDGE_DEFER_SECONDS (default BUDGET_DEFER_S). A usage figure
  * older than BUDGET_STALE_S does not block (no replica has called Salesforce
  * for that org since, so the first call of the resumed work refreshes it). */
 #define BUDGET_DEFER_S 900

@@ -29,6 +29,7 @@ const struct cfg_var cfg_table[] = {
     {"SF_TIMEOUT_MS", "60000", "timeout of one Salesforce request, in milliseconds", false},
     {"SFBRIDGE_BULK_THRESHOLD", "50000", "records above which a sync uses a Bulk API 2.0 query job instead of REST query", false},
     {"SFBRIDGE_API_BUDGET_PCT", "80", "percent of an org's daily API limit sfbridge may use before deferring work", false},
+    {"SFBRIDGE_DEFER_SECONDS", "900", "how long work deferred by the API budget waits before it is tried again", false},
     {"SFBRIDGE_MAX_BACKOFF_MS", "30000", "cap of the exponential backoff on retriable errors, in milliseconds", false},
     {"SFBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error; logs are JSON lines on stderr", false},
     {"SFBRIDGE_METRICS_ADDR", "", "host:port for /metrics, /healthz, /readyz; empty = off", false},
@@ -108,6 +109,7 @@ bool cfg_load(struct cfg *c)
     parse_int("SFBRIDGE_BULK_THRESHOLD", 1, INT_MAX, &c->bulk_threshold, &problems);
     parse_int("SFBRIDGE_API_BUDGET_PCT", 1, 100, &c->api_budget_share, &problems);
     parse_int("SFBRIDGE_MAX_BACKOFF_MS", 10, 3600000, &c->max_retry_backoff_ms, &problems);
+    parse_int("SFBRIDGE_DEFER_SECONDS", 1, 86400, &c->defer_seconds, &problems);
 
     if (log_level_parse(c->log_level) < 0) {
         log_error("invalid configuration SFBRIDGE_LOG_LEVEL=\"%s\": must be debug, info, warn or error",

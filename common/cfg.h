@@ -29,6 +29,7 @@ struct cfg {
     int bulk_threshold;         /* records above which a sync uses Bulk 2.0 */
     int api_budget_share;       /* percent of the org's daily limit sfbridge may use */
     int max_retry_backoff_ms;
+    int defer_seconds;          /* how long budget-deferred work waits before it is tried again */
 };
 
 struct cfg_var {

@@ -170,6 +170,40 @@ void kafka_msg_release(struct kafka_msg *m)
     }
 }
 
+static bool seek_pause(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t offset, bool pause,
+                       struct err *e)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset;
+    rd_kafka_resp_err_t err = pause ? rd_kafka_pause_partitions(c->rk, l) : RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!err) {
+        /* timeout 0: asynchronous (2.0.2's blocking seek timeout is broken, librdkafka #4230) */
+        rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, 0);
+        if (se) {
+            err = rd_kafka_error_code(se);
+            rd_kafka_error_destroy(se);
+        }
+    }
+    if (!err && !pause)
+        err = rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (err)
+        return err_set(e, ERR_KAFKA, true, "could not %s %s[%d]: %s", pause ? "pause" : "resume", topic,
+                       (int)partition, rd_kafka_err2str(err));
+    return true;
+}
+
+bool kafka_consumer_pause(struct kafka_consumer *c, const struct kafka_msg *m, struct err *e)
+{
+    return seek_pause(c, m->topic, m->partition, m->offset, true, e);
+}
+
+bool kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                           struct err *e)
+{
+    return seek_pause(c, topic, partition, offset, false, e);
+}
+
 long long kafka_consumer_lag(struct kafka_consumer *c, const struct kafka_msg *m)
 {
     int64_t lo = -1, hi = -1;

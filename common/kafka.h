@@ -52,6 +52,11 @@ void kafka_msg_release(struct kafka_msg *m);
 long long kafka_consumer_lag(struct kafka_consumer *c, const struct kafka_msg *m);
 /* Copy the last header `name` of m into buf (NUL-terminated); false when absent. */
 bool kafka_msg_header(const struct kafka_msg *m, const char *name, char *buf, size_t cap);
+/* Deferral: stop fetching m's partition and rewind it to m (so m is delivered
+ * again after kafka_consumer_resume); other partitions keep flowing. */
+bool kafka_consumer_pause(struct kafka_consumer *c, const struct kafka_msg *m, struct err *e);
+bool kafka_consumer_resume(struct kafka_consumer *c, const char *topic, int32_t partition, int64_t offset,
+                           struct err *e);
 /* Commit stored offsets, leave the group, destroy. NULL-safe, nulls *c. */
 void kafka_consumer_close(struct kafka_consumer **c);
 

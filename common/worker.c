@@ -286,8 +286,10 @@ static long jitter(long ms)
     return ms / 2 + (long)(random() % (ms / 2 + 1));
 }
 
-/* Handle one message to completion. Returns true when its offset may be stored. */
-static bool process(const struct worker_def *def, struct deps *d, const struct kafka_msg *m)
+/* Handle one message to completion. Returns true when its offset may be stored; false with
+ * *defer_until_ms > 0 when the handler deferred it (budget exhausted). */
+static bool process(const struct worker_def *def, struct deps *d, const struct kafka_msg *m,
+                    int64_t *defer_until_ms)
 {
     struct err e = ERR_INIT;
     struct json_object *doc = NULL, *event = NULL;
@@ -361,6 +363,13 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
         if (event) {
             json_object_put(event);
             event = NULL;
+        }
+        if (e.code == ERR_LIMIT_EXCEEDED && job.retry_at_ms > 0) {
+            int64_t cap = now_ms() + 15 * 60 * 1000;
+            *defer_until_ms = job.retry_at_ms < cap ? job.retry_at_ms : cap;
+            log_info("message %s deferred until %lld: %s", job.message_id, (long long)*defer_until_ms, e.msg);
+            metrics_count("sfbridge_messages_deferred_total", m->topic, 1);
+            goto out;
         }
         if (e.retriable)
             goto retry;
@@ -495,9 +504,27 @@ int worker_run(const struct worker_def *def, int argc, char **argv)
     metrics_set_ready(true);
     log_info("consuming %s as group %s", in_topic, group);
 
+    struct deferred {
+        char topic[256];
+        int32_t partition;
+        int64_t offset;
+        int64_t resume_at;
+    } deferred[64];
+    int ndeferred = 0;
     while (!worker_stopping()) {
         struct kafka_msg m;
         struct err pe = ERR_INIT;
+        for (int i = 0; i < ndeferred; i++) {
+            if (deferred[i].resume_at > now_ms())
+                continue;
+            struct err re = ERR_INIT;
+            if (!kafka_consumer_resume(consumer, deferred[i].topic, deferred[i].partition, deferred[i].offset, &re))
+                log_warn("%s", re.msg);
+            else
+                log_info("resuming %s[%d] at offset %lld", deferred[i].topic, (int)deferred[i].partition,
+                         (long long)deferred[i].offset);
+            deferred[i--] = deferred[--ndeferred];
+        }
         int got = kafka_consumer_poll(consumer, 500, &m, &pe);
         if (got < 0) {
             log_error("%s", pe.msg);
@@ -514,10 +541,30 @@ int worker_run(const struct worker_def *def, int argc, char **argv)
             snprintf(tp, sizeof tp, "%s:%d", m.topic, (int)m.partition);
             metrics_gauge_l("sfbridge_consumer_lag_messages", "partition", tp, (double)lag);
         }
-        if (process(def, &d, &m)) {
+        bool paused = false;
+        for (int i = 0; i < ndeferred && !paused; i++)
+            paused = deferred[i].partition == m.partition && !strcmp(deferred[i].topic, m.topic);
+        if (paused) {
+            /* fetched before the pause took effect: it comes again after the rewind */
+            kafka_msg_release(&m);
+            continue;
+        }
+        int64_t defer_until = 0;
+        if (process(def, &d, &m, &defer_until)) {
             struct err se = ERR_INIT;
             if (!kafka_consumer_store(consumer, &m, &se))
                 log_warn("%s", se.msg);
+        } else if (defer_until > 0 && ndeferred < (int)(sizeof deferred / sizeof deferred[0])) {
+            struct err pe2 = ERR_INIT;
+            struct deferred *df = &deferred[ndeferred];
+            snprintf(df->topic, sizeof df->topic, "%s", m.topic);
+            df->partition = m.partition;
+            df->offset = m.offset;
+            df->resume_at = defer_until;
+            if (kafka_consumer_pause(consumer, &m, &pe2))
+                ndeferred++;
+            else
+                log_warn("%s; the message will be retried in place", pe2.msg);
         }
         kafka_msg_release(&m);
     }

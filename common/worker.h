@@ -18,6 +18,10 @@
  *        same message; the offset is not stored;
  *      - permanent error: a `failed` completion event is built, recorded in
  *        processed_messages and emitted;
+ *      - ERR_LIMIT_EXCEEDED with job->retry_at_ms set: the message is kept
+ *        (offset not stored), its partition is paused and rewound, and it is
+ *        redelivered at retry_at (re-checked at least every 15 min); other
+ *        partitions keep flowing;
  *   5. the output event is produced (waiting for the broker's ack), then the
  *      offset is stored.
  * SIGTERM/SIGINT: finish the current message, commit, close, exit 0.
@@ -50,6 +54,10 @@ struct job {
     const char *connection_id; /* NULL when the message has none */
     int64_t received_ms;
     bool marked; /* set by worker_mark_processed */
+    /* Set by a handler that fails with ERR_LIMIT_EXCEEDED to keep the message
+     * for later: the loop pauses only this partition (others keep flowing),
+     * rewinds it, and redelivers the message at this time (epoch ms). */
+    int64_t retry_at_ms;
 };
 
 struct deps {

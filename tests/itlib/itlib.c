@@ -146,6 +146,7 @@ pid_t it_spawn(const struct it_env *env, const char *bin, const char *const *ext
         setenv("SFBRIDGE_TOPIC_PREFIX", env->prefix, 1);
         setenv("SFBRIDGE_GROUP_ID", env->group, 1);
         setenv("SFBRIDGE_MAX_BACKOFF_MS", "2000", 0);
+        setenv("SFBRIDGE_DEFER_SECONDS", "3", 0);
         for (int i = 0; extra && extra[i]; i++) {
             char kv[1024];
             snprintf(kv, sizeof kv, "%s", extra[i]);

@@ -21,11 +21,12 @@
  *      last call, processed_messages with the record.written event;
  *   4. deferral: budget exhausted or 403 REQUEST_LIMIT_EXCEEDED -> a
  *      record.written `deferred` with retry_at is emitted (once per request)
- *      and the handler returns a retriable error: the loop keeps the message
- *      (offset not stored) and retries it with backoff (SFBRIDGE_MAX_BACKOFF_MS)
- *      until the budget allows it; calls already made are not repeated
- *      (their intents are final), so nothing is lost or sent twice, and the
- *      connection's later writes stay behind it in order.
+ *      and the handler returns ERR_LIMIT_EXCEEDED with job->retry_at_ms: the
+ *      loop keeps the message (offset not stored), pauses and rewinds only
+ *      its partition and redelivers it at retry_at, while other partitions
+ *      keep flowing; calls already made are not repeated (their intents are
+ *      final), so nothing is lost or sent twice, and the connection's later
+ *      writes stay behind it in order.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -214,6 +215,7 @@ static bool defer(struct job *job, struct deps *d, struct wmsg *m, long long ret
         json_object_put(ev);
     }
     log_info("write %s deferred until %s: %s", m->request_id, at, why);
+    job->retry_at_ms = retry_at_ms; /* the loop pauses this partition until then, others keep flowing */
     return err_set(e, ERR_LIMIT_EXCEEDED, true, "%s; the write is kept and retried (not before %s)", why, at);
 }
 
@@ -330,7 +332,7 @@ static bool handle(struct job *job, struct deps *d, struct json_object **event, 
         }
         if (!sent) {
             if (ce.code == ERR_LIMIT_EXCEEDED) {
-                defer(job, d, &m, (long long)time(NULL) * 1000 + 15 * 60 * 1000,
+                defer(job, d, &m, (long long)time(NULL) * 1000 + (long long)d->cfg->defer_seconds * 1000,
                       "Salesforce answered REQUEST_LIMIT_EXCEEDED", e);
                 goto out;
             }
