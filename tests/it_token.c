@@ -758,7 +758,8 @@ Test(it_token, single_flight_refresh, .timeout = 180)
     for (int i = 0; i < 3; i++)
         cr_assert(!strncmp(results[i], "ok 200", 6), "process %d: the call must complete after one refresh: %s", i,
                   results[i]);
-    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1, "exactly one refresh call must reach the emulator (got %lld)",
+    cr_assert_eq(sim_stat(&c, "by_endpoint.oauth_token"), 1,
+                 "exactly one refresh call must reach the emulator (got %lld)",
                  sim_stat(&c, "by_endpoint.oauth_token"));
     cr_assert_eq(sim_stat(&c, "refresh_grants"), 1);
     char sql[200];

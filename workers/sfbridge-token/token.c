@@ -200,8 +200,8 @@ static bool handle_code(struct job *job, struct deps *d, struct json_object **ev
         goto out;
     }
     if (!t.id || !sf_parse_identity_url(t.id, sf_org, sf_user)) {
-        err_set(e, ERR_AUTH, false, "cannot finish connect for org \"%s\": the token response has no valid identity url",
-                job->org_id);
+        err_set(e, ERR_AUTH, false,
+                "cannot finish connect for org \"%s\": the token response has no valid identity url", job->org_id);
         burn = true;
         goto out;
     }
@@ -214,7 +214,8 @@ static bool handle_code(struct job *job, struct deps *d, struct json_object **ev
     r = pg_exec(d->pg,
                 "INSERT INTO connections (org_id, user_id, status, instance_url, sf_org_id, sf_user_id, connected_at) "
                 "VALUES ($1, $2, 'connected', $3, $4, $5, now()) "
-                "ON CONFLICT (org_id, user_id) DO UPDATE SET status = 'connected', instance_url = excluded.instance_url, "
+                "ON CONFLICT (org_id, user_id) DO UPDATE SET status = 'connected', "
+                "instance_url = excluded.instance_url, "
                 "sf_org_id = excluded.sf_org_id, sf_user_id = excluded.sf_user_id, connected_at = now(), "
                 "status_reason = NULL, last_error = NULL, updated_at = now() "
                 "RETURNING connection_id::text, (xmax = 0)",
@@ -237,7 +238,8 @@ static bool handle_code(struct job *job, struct deps *d, struct json_object **ev
         goto out;
     log_info("org \"%s\" user \"%s\": connection %s %s (salesforce org %s, user %s)", job->org_id, user_id, conn_id,
              created ? "created" : "reconnected", sf_org, sf_user);
-    struct json_object *st = conn_status_event(job->org_id, conn_id, job->message_id, "connected", NULL, t.instance_url);
+    struct json_object *st =
+        conn_status_event(job->org_id, conn_id, job->message_id, "connected", NULL, t.instance_url);
     emit_status(d, conn_id, st);
     json_object_put(st);
     ok = true;

@@ -241,8 +241,9 @@ static int revoke_cmd(struct cli *cli, int argc, char **argv)
     struct json_object *ev = NULL;
     const char *p[1] = {id};
     struct pg_res *r = pg_exec(db,
-                               "SELECT org_id, status, refresh_token_enc, access_token_enc, COALESCE(token_key_id, ''), "
-                               "COALESCE(instance_url, '') FROM connections WHERE connection_id = $1",
+                               "SELECT org_id, status, refresh_token_enc, access_token_enc, "
+                               "COALESCE(token_key_id, ''), COALESCE(instance_url, '') "
+                               "FROM connections WHERE connection_id = $1",
                                1, p, &e);
     if (!r) {
         cli_fail("could not look up connection \"%s\": %s", id, e.msg);

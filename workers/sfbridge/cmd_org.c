@@ -92,12 +92,13 @@ static int list(struct cli *cli)
         return 1;
     struct err e = ERR_INIT;
     int rc = 1;
-    struct pg_res *r = pg_exec(db,
-                               "SELECT o.org_id, COALESCE(o.name, ''), o.salesforce_enabled, COALESCE(o.enabled_by, ''), "
-                               "COALESCE(to_char(o.enabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
-                               "(SELECT count(*) FROM connections c WHERE c.org_id = o.org_id) "
-                               "FROM organizations o ORDER BY o.org_id",
-                               0, NULL, &e);
+    struct pg_res *r =
+        pg_exec(db,
+                "SELECT o.org_id, COALESCE(o.name, ''), o.salesforce_enabled, COALESCE(o.enabled_by, ''), "
+                "COALESCE(to_char(o.enabled_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), "
+                "(SELECT count(*) FROM connections c WHERE c.org_id = o.org_id) "
+                "FROM organizations o ORDER BY o.org_id",
+                0, NULL, &e);
     if (!r) {
         cli_fail("could not list orgs: %s", e.msg);
         goto out;
