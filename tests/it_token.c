@@ -48,39 +48,31 @@ struct ctx {
 };
 
 /* What this test process started, stopped by the suite's fini even when an
- * assertion aborted the test (so no worker outlives its test). */
-static struct ctx *live;
-static pid_t tracked[8];
-static int nextra;
+ * assertion aborted the test (so no worker or emulator outlives its test).
+ * Static storage: the test's own stack frame is gone when fini runs. */
+static pid_t tracked[16];
+static int ntracked;
 
 static pid_t track(pid_t p)
 {
-    if (nextra < 8)
-        tracked[nextra++] = p;
+    if (ntracked < 16)
+        tracked[ntracked++] = p;
     return p;
 }
 
 static void untrack(pid_t p)
 {
-    for (int i = 0; i < nextra; i++)
+    for (int i = 0; i < ntracked; i++)
         if (tracked[i] == p)
             tracked[i] = -1;
 }
 
 static void stop_all(void)
 {
-    for (int i = 0; i < nextra; i++)
+    for (int i = 0; i < ntracked; i++)
         if (tracked[i] > 0)
             it_stop(tracked[i], 10000);
-    nextra = 0;
-    if (live) {
-        if (live->token_worker > 0)
-            it_stop(live->token_worker, 10000);
-        live->token_worker = -1;
-        if (live->sim.pid > 0)
-            it_sfsim_stop(&live->sim);
-        live = NULL;
-    }
+    ntracked = 0;
 }
 
 TestSuite(it_token, .fini = stop_all);
@@ -88,7 +80,6 @@ TestSuite(it_token, .fini = stop_all);
 static void ctx_init(struct ctx *c, const char *const *sim_args)
 {
     memset(c, 0, sizeof *c);
-    live = c;
     it_env_init(&c->env);
     unsigned char raw[32];
     cr_assert(crypto_random_bytes(raw, sizeof raw));
@@ -96,6 +87,7 @@ static void ctx_init(struct ctx *c, const char *const *sim_args)
     snprintf(c->key, sizeof c->key, "%s", b64);
     free(b64);
     it_sfsim_start(&c->env, &c->sim, sim_args);
+    track(c->sim.pid);
     snprintf(c->key_env, sizeof c->key_env, "SFBRIDGE_TOKEN_KEY=%s", c->key);
     snprintf(c->login_env, sizeof c->login_env, "SF_LOGIN_URL=%s", c->sim.url);
     c->worker_env[0] = c->key_env;
@@ -106,17 +98,18 @@ static void ctx_init(struct ctx *c, const char *const *sim_args)
 
 static void ctx_done(struct ctx *c)
 {
-    if (c->token_worker > 0)
+    if (c->token_worker > 0) {
+        untrack(c->token_worker);
         cr_expect_eq(it_stop(c->token_worker, 20000), 0, "sfbridge-token must exit 0 on SIGTERM");
+    }
     c->token_worker = -1;
+    untrack(c->sim.pid);
     it_sfsim_stop(&c->sim);
-    c->sim.pid = 0;
-    live = NULL;
 }
 
 static void start_token_worker(struct ctx *c)
 {
-    c->token_worker = it_spawn(&c->env, "sfbridge-token", c->worker_env, "token");
+    c->token_worker = track(it_spawn(&c->env, "sfbridge-token", c->worker_env, "token"));
 }
 
 /* Run `sfbridge ARGS...` with the test's environment (plus login_url, key
@@ -495,6 +488,7 @@ Test(it_token, full_connect, .timeout = 180)
     json_object_put(ev);
 
     /* stop the worker so its log is complete, then: no token anywhere */
+    untrack(c.token_worker);
     cr_assert_eq(it_stop(c.token_worker, 20000), 0);
     c.token_worker = -1;
     const char *topics[] = {"token.refreshed", "connection.status", "token.refresh.dlq", NULL};
@@ -611,6 +605,7 @@ Test(it_token, refused_states_and_signature, .timeout = 180)
     char *after = it_sql(&c.env, snap_sql);
     cr_assert_str_eq(after, before, "refused requests must not change any connection");
     free(after);
+    untrack(c.token_worker);
     cr_assert_eq(it_stop(c.token_worker, 20000), 0);
     c.token_worker = -1;
 
@@ -1178,6 +1173,8 @@ Test(it_token, worker_without_key_refuses_to_start, .timeout = 60)
     const char *extra[] = {"SFBRIDGE_TOKEN_KEY=", NULL};
     pid_t w = it_spawn(&env, "sfbridge-token", extra, "token-nokey");
     int rc = it_wait(w, 30000);
+    if (rc == -1)
+        it_kill9(w);
     cr_assert_eq(rc, 78, "a token worker without SFBRIDGE_TOKEN_KEY must exit 78, got %d", rc);
     char path[200];
     snprintf(path, sizeof path, "build/test-logs/token-nokey-%d.log", (int)w);
@@ -1187,5 +1184,7 @@ Test(it_token, worker_without_key_refuses_to_start, .timeout = 60)
     const char *bad[] = {"SFBRIDGE_TOKEN_KEY=c2hvcnQ=", NULL};
     w = it_spawn(&env, "sfbridge-token", bad, "token-badkey");
     rc = it_wait(w, 30000);
+    if (rc == -1)
+        it_kill9(w);
     cr_assert_eq(rc, 78, "a key that is not 32 bytes must exit 78, got %d", rc);
 }
