@@ -5,6 +5,7 @@
 #include "audit.h"
 
 #include <ctype.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,19 +109,33 @@ static void sb_json(struct sbuf *b, struct json_object *v, int depth)
     case json_type_boolean:
         sb_puts(b, json_object_get_boolean(v) ? "true" : "false");
         break;
-    case json_type_int:
-        snprintf(num, sizeof num, "%lld", (long long)json_object_get_int64(v));
+    case json_type_int: {
+        /* json-c keeps integers above INT64_MAX as uint64 (get_int64 would clamp them) */
+        int64_t i = json_object_get_int64(v);
+        if (i == INT64_MAX)
+            snprintf(num, sizeof num, "%" PRIu64, json_object_get_uint64(v));
+        else
+            snprintf(num, sizeof num, "%" PRId64, i);
         sb_puts(b, num);
         break;
+    }
     case json_type_double: {
+        /* a whole number is written out in full ("%.0f" is exact for a double), so that the digits
+           jsonb prints back (it never uses an exponent) read as the same value, whether json-c then
+           holds them as int64, uint64 or double; anything else as %.17g (below 2^53, round-trips) */
         double d = json_object_get_double(v);
-        if (isfinite(d) && d == floor(d) && fabs(d) < 9.2e18)
-            snprintf(num, sizeof num, "%lld", (long long)d);
-        else if (isfinite(d))
+        if (!isfinite(d))
+            sb_puts(b, "null");
+        else if (d == 0)
+            sb_puts(b, "0"); /* also -0: jsonb prints it as 0 */
+        else if (d == floor(d)) {
+            char big[400];
+            snprintf(big, sizeof big, "%.0f", d);
+            sb_puts(b, big);
+        } else {
             snprintf(num, sizeof num, "%.17g", d);
-        else
-            snprintf(num, sizeof num, "null");
-        sb_puts(b, num);
+            sb_puts(b, num);
+        }
         break;
     }
     case json_type_string:
@@ -179,6 +194,65 @@ char *audit_canonical_json(struct json_object *v)
         return NULL;
     }
     return b.d;
+}
+
+/* Is the integer literal [p, p+n) (optional '-', digits) outside what json-c holds exactly (int64 for
+ * negatives, uint64 otherwise)? json-c clamps such literals; read as doubles they keep their value. */
+static bool int_out_of_range(const char *p, size_t n)
+{
+    bool neg = *p == '-';
+    const char *d = p + neg;
+    size_t nd = n - neg;
+    const char *lim = neg ? "9223372036854775808" : "18446744073709551615";
+    size_t nl = strlen(lim);
+    return nd > nl || (nd == nl && memcmp(d, lim, nl) > 0);
+}
+
+struct json_object *audit_parse_stored(const char *text, struct err *e)
+{
+    struct sbuf b = {0};
+    bool in_str = false, esc = false;
+    const char *p = text;
+    while (*p) {
+        char c = *p;
+        if (in_str) {
+            if (esc)
+                esc = false;
+            else if (c == '\\')
+                esc = true;
+            else if (c == '"')
+                in_str = false;
+            sb_put(&b, p++, 1);
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+            sb_put(&b, p++, 1);
+            continue;
+        }
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            const char *q = p + (c == '-');
+            while (*q >= '0' && *q <= '9')
+                q++;
+            bool integral = *q != '.' && *q != 'e' && *q != 'E';
+            while ((*q >= '0' && *q <= '9') || *q == '.' || *q == 'e' || *q == 'E' || *q == '+' || *q == '-')
+                q++;
+            sb_put(&b, p, (size_t)(q - p));
+            if (integral && int_out_of_range(p, (size_t)(q - p)))
+                sb_puts(&b, ".0");
+            p = q;
+            continue;
+        }
+        sb_put(&b, p++, 1);
+    }
+    if (b.oom) {
+        free(b.d);
+        err_set(e, ERR_NOMEM, false, "could not read stored audit fields");
+        return NULL;
+    }
+    struct json_object *o = json_parse(b.d ? b.d : "", b.len, e);
+    free(b.d);
+    return o;
 }
 
 /* The row with its fields already in canonical JSON (NULL = {}). */
@@ -468,7 +542,7 @@ static bool verify_org(struct pg *pg, const char *org, long long *rows, long lon
             long long id = strtoll(pg_res_get(r, i, 0), NULL, 10);
             struct err je = ERR_INIT;
             const char *ftext = pg_res_get(r, i, 11);
-            struct json_object *fields = json_parse(ftext, strlen(ftext), &je);
+            struct json_object *fields = audit_parse_stored(ftext, &je);
             struct audit_record rec = {
                 id,
                 pg_res_get(r, i, 1),

@@ -17,9 +17,10 @@
  * created_at "YYYY-MM-DDTHH:MM:SS.ffffffZ" (UTC, microseconds, what
  * PostgreSQL stores), fields in canonical JSON: object keys sorted bytewise,
  * no whitespace, strings with only '"', '\\' and control characters escaped
- * (\uXXXX, lower-case hex), numbers by value (an integral value below 2^63 as
- * an integer, anything else as %.17g), so the jsonb round trip does not
- * change the hash.
+ * (\uXXXX, lower-case hex), numbers by value (a whole number written out in
+ * full decimal digits without exponent, whatever its size — int64, uint64 or
+ * a whole double — and -0 as 0; anything else as %.17g), so the jsonb round
+ * trip (which prints plain digits) does not change the hash.
  *
  * Appends of one org are serialised by pg_advisory_xact_lock on the org
  * (taken by audit_writer_open inside the caller's transaction and held to
@@ -68,6 +69,11 @@ struct audit_record {
 
 /* Canonical JSON of a value (see above); caller frees. NULL value = "null". */
 char *audit_canonical_json(struct json_object *v);
+/* Parse stored fields text (what PostgreSQL prints for the jsonb column) for
+ * hashing: like json_parse, but integer literals outside int64/uint64 (which
+ * json-c would clamp) are read as doubles, so they keep their value. Caller
+ * owns the result; NULL with e set on invalid JSON. */
+struct json_object *audit_parse_stored(const char *text, struct err *e);
 /* Canonical serialisation of a row; caller frees. */
 char *audit_canonical(const struct audit_record *r);
 /* SHA-256 hex of audit_canonical(r). */
