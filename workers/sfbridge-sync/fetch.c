@@ -271,7 +271,7 @@ static bool run_bulk(struct run *r, struct obj_run *o, const char *soql, bool al
         long long rows = 0;
         r->bulk_mapped = false;
         err_clear(&r->cb_err);
-        bool ok = sf_bulk_query(r->x->sf, soql, all, 0, bulk_row, r, &rows, &be);
+        bool ok = sf_bulk_query(r->x->sf, soql, all, SYNC_BULK_PAGE, bulk_row, r, &rows, &be);
         if (ok) {
             return sync_flush(r, r->mode == MODE_FULL, e);
         }

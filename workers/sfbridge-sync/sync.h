@@ -31,6 +31,8 @@
 #define SYNC_LOOKBACK_MS 2000
 /* rows per transaction for Bulk results (REST: one page per transaction) */
 #define SYNC_BULK_BATCH 10000
+/* Bulk results page (maxRecords): few calls; the CSV is streamed, so this does not cost memory here */
+#define SYNC_BULK_PAGE 1000000
 /* getDeleted covers 15 days; stay a little inside */
 #define SYNC_GETDELETED_DAYS 14
 
