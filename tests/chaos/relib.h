@@ -126,20 +126,59 @@ static inline void rel_tokens_free(struct rel_tokens *t)
     memset(t, 0, sizeof *t);
 }
 
-/* The code the emulator's authorize endpoint redirects with (no redirect followed). */
-static inline char *rel_authorize_code(const char *base, const char *redirect, const char *challenge)
+/* CA bundle the helpers below verify the emulator with when it serves HTTPS ("" = none set). */
+static char rel_ca_file[512];
+
+struct rel_body {
+    char *d;
+    size_t n;
+};
+
+static inline size_t rel_on_data(char *p, size_t sz, size_t nm, void *ud)
 {
-    char url[1024];
-    snprintf(url, sizeof url,
-             "%s/services/oauth2/authorize?response_type=code&client_id=sfbridge-test-client&redirect_uri=%s"
-             "&state=rel&scope=api%%20refresh_token%%20id&code_challenge=%s&code_challenge_method=S256",
-             base, redirect, challenge);
+    struct rel_body *b = ud;
+    size_t n = sz * nm;
+    char *nd = realloc(b->d, b->n + n + 1);
+    if (!nd)
+        return 0;
+    b->d = nd;
+    memcpy(b->d + b->n, p, n);
+    b->n += n;
+    b->d[b->n] = '\0';
+    return n;
+}
+
+/* POST a form (application/x-www-form-urlencoded); returns the body (caller frees), sets *status. */
+static inline char *rel_http_form(const char *url, const char *form, long *status)
+{
+    CURL *c = curl_easy_init();
+    cr_assert(c);
+    struct rel_body b = {calloc(1, 1), 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rel_on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (rel_ca_file[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, rel_ca_file);
+    CURLcode rc = curl_easy_perform(c);
+    cr_assert_eq(rc, CURLE_OK, "POST %s: %s", url, curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    curl_easy_cleanup(c);
+    return b.d;
+}
+
+/* The code an authorize URL redirects with (no redirect followed). */
+static inline char *rel_code_from_authorize_url(const char *url)
+{
     CURL *c = curl_easy_init();
     cr_assert(c);
     FILE *sink = fopen("/dev/null", "w");
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, sink);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    if (rel_ca_file[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, rel_ca_file);
     CURLcode rc = curl_easy_perform(c);
     cr_assert_eq(rc, CURLE_OK, "authorize: %s", curl_easy_strerror(rc));
     char *loc = NULL;
@@ -158,6 +197,17 @@ static inline char *rel_authorize_code(const char *base, const char *redirect, c
     fclose(sink);
     curl_easy_cleanup(c);
     return code;
+}
+
+/* The code the emulator's authorize endpoint redirects with (no redirect followed). */
+static inline char *rel_authorize_code(const char *base, const char *redirect, const char *challenge)
+{
+    char url[1024];
+    snprintf(url, sizeof url,
+             "%s/services/oauth2/authorize?response_type=code&client_id=sfbridge-test-client&redirect_uri=%s"
+             "&state=rel&scope=api%%20refresh_token%%20id&code_challenge=%s&code_challenge_method=S256",
+             base, redirect, challenge);
+    return rel_code_from_authorize_url(url);
 }
 
 /* A `connected` connection for (org, user) with tokens from a real code exchange at the
@@ -186,7 +236,7 @@ static inline void rel_connect(const struct it_env *env, const char *sim_url, co
     free(ered);
     free(code);
     long st = 0;
-    char *body = it_http("POST", tokurl, form, &st);
+    char *body = rel_http_form(tokurl, form, &st);
     cr_assert_eq(st, 200, "code exchange at the emulator: %ld %s", st, body);
     struct json_object *tj = json_tokener_parse(body);
     free(body);
@@ -304,17 +354,30 @@ static inline void rel_sim_post(const struct it_sfsim *s, const char *path, cons
     free(r);
 }
 
-/* GET from the emulator; returns parsed JSON (caller puts). */
+/* GET from the emulator (verifying with rel_ca_file when it serves HTTPS); returns parsed JSON
+ * (caller puts). */
 static inline struct json_object *rel_sim_get(const struct it_sfsim *s, const char *path)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s%s", s->url, path);
+    CURL *c = curl_easy_init();
+    cr_assert(c);
+    struct rel_body b = {calloc(1, 1), 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, rel_on_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+    if (rel_ca_file[0])
+        curl_easy_setopt(c, CURLOPT_CAINFO, rel_ca_file);
+    CURLcode rc = curl_easy_perform(c);
     long st = 0;
-    char *r = it_http("GET", url, NULL, &st);
-    cr_assert(st == 200, "GET %s -> %ld %s", path, st, r);
-    struct json_object *o = json_tokener_parse(r);
-    cr_assert(o, "GET %s: not JSON: %.200s", path, r);
-    free(r);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+    curl_easy_cleanup(c);
+    cr_assert_eq(rc, CURLE_OK, "GET %s: %s", url, curl_easy_strerror(rc));
+    cr_assert(st == 200, "GET %s -> %ld %s", path, st, b.d);
+    struct json_object *o = json_tokener_parse(b.d);
+    cr_assert(o, "GET %s: not JSON: %.200s", path, b.d);
+    free(b.d);
     return o;
 }
 
