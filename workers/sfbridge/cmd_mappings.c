@@ -20,7 +20,6 @@
  * not in the file are left alone. Nothing is written when any line is invalid.
  */
 #include <ctype.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
