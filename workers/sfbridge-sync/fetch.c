@@ -133,7 +133,8 @@ static void defer(struct run *r, const struct err *why, long long retry_at_ms)
     if (r->deferred)
         return;
     r->deferred = true;
-    r->retry_at_ms = retry_at_ms > 0 ? retry_at_ms : sync_now_ms() + (long long)BUDGET_DEFER_S * 1000;
+    long long defer_s = r->d->cfg->defer_seconds > 0 ? r->d->cfg->defer_seconds : BUDGET_DEFER_S;
+    r->retry_at_ms = retry_at_ms > 0 ? retry_at_ms : sync_now_ms() + defer_s * 1000;
     r->defer_err = *why;
     if (r->defer_err.code != ERR_LIMIT_EXCEEDED) {
         struct err x = ERR_INIT;
