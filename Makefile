@@ -113,6 +113,11 @@ $(TESTDIR)/test_%: $(OBJDIR)/tests/test_%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
 
+# tests/test_fuzz_regress.c also replays the emulator's SOQL parser inputs: it links libsfsim too
+$(TESTDIR)/test_fuzz_regress: $(OBJDIR)/tests/test_fuzz_regress.o $(LIB) $(SFSIM_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@
+
 $(TESTDIR)/it_%: $(OBJDIR)/tests/it_%.o $(ITLIB_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -lcriterion -o $@

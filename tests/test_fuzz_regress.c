@@ -4,7 +4,8 @@
  * every seed of tests/fuzz/corpus/<target>/ is run through the same entry point
  * as the libFuzzer target (tests/fuzz/fuzz_<target>.c, compiled in here with
  * FUZZ_ENTRY renamed), without libFuzzer, under ASan/UBSan in `make test`.
- * The targets abort() on any broken invariant, so a regression crashes the test.
+ * The targets abort() on any broken invariant, so a regression crashes the test. Linked with
+ * libsfbridge and libsfsim (a rule of its own in the Makefile).
  */
 #include <criterion/criterion.h>
 #include <dirent.h>
@@ -25,6 +26,9 @@
 #undef FUZZ_ENTRY
 #define FUZZ_ENTRY fuzz_csv_one
 #include "fuzz/fuzz_csv.c"
+#undef FUZZ_ENTRY
+#define FUZZ_ENTRY fuzz_sfsim_soql_one
+#include "fuzz/fuzz_sfsim_soql.c"
 #undef FUZZ_ENTRY
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -86,3 +90,4 @@ Test(fuzz_regress, msg, .timeout = 120)
 Test(fuzz_regress, soql, .timeout = 120) { replay("soql", fuzz_soql_one); }
 Test(fuzz_regress, limit_info, .timeout = 60) { replay("limit_info", fuzz_limit_info_one); }
 Test(fuzz_regress, csv, .timeout = 120) { replay("csv", fuzz_csv_one); }
+Test(fuzz_regress, sfsim_soql, .timeout = 120) { replay("sfsim_soql", fuzz_sfsim_soql_one); }
