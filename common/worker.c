@@ -121,15 +121,26 @@ struct json_object *worker_failure_event(const char *output_topic, const struct 
     return ev;
 }
 
+void worker_queue_event(struct job *job, const char *logical_topic, const char *key, struct json_object *event)
+{
+    if (!job->extras)
+        job->extras = json_object_new_array();
+    struct json_object *x = json_object_new_object();
+    json_add_str(x, "topic", logical_topic);
+    json_add_str(x, "key", key);
+    json_object_object_add(x, "event", json_object_get(event));
+    json_object_array_add(job->extras, x);
+}
+
 bool worker_mark_processed(struct deps *d, struct job *job, const char *result_topic, struct json_object *event,
                            struct err *e)
 {
-    const char *p[6] = {job->message_id, job->topic, job->org_id, job->connection_id, result_topic,
-                        event ? json_str(event) : NULL};
+    const char *p[7] = {job->message_id, job->topic, job->org_id, job->connection_id, result_topic,
+                        event ? json_str(event) : NULL, job->extras ? json_str(job->extras) : "[]"};
     if (!pg_run(d->pg,
-                "INSERT INTO processed_messages (message_id, topic, org_id, connection_id, result_topic, result) "
-                "VALUES ($1, $2, $3, $4, $5, $6::jsonb)",
-                6, p, e))
+                "INSERT INTO processed_messages (message_id, topic, org_id, connection_id, result_topic, result, "
+                "extra_events) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)",
+                7, p, e))
         return false;
     job->marked = true;
     return true;
@@ -196,12 +207,14 @@ out:
 /* Look the message up in the inbox: true + *stored (caller frees) when already processed.
  * A message id recorded for another org or topic is a forgery or a producer bug: it must not
  * see that result, so it is refused (ERR_FORBIDDEN, permanent; the caller dead-letters it). */
-static bool inbox_lookup(struct deps *d, const struct job *job, char **topic, char **stored, struct err *e)
+static bool inbox_lookup(struct deps *d, const struct job *job, char **topic, char **stored, char **extras,
+                         struct err *e)
 {
-    *topic = *stored = NULL;
+    *topic = *stored = *extras = NULL;
     const char *p[1] = {job->message_id};
     struct pg_res *r = pg_exec(d->pg,
-                               "SELECT result_topic, result::text, org_id, topic FROM processed_messages "
+                               "SELECT result_topic, result::text, org_id, topic, extra_events::text "
+                               "FROM processed_messages "
                                "WHERE message_id = $1",
                                1, p, e);
     if (!r)
@@ -215,9 +228,10 @@ static bool inbox_lookup(struct deps *d, const struct job *job, char **topic, ch
             pg_res_free(&r);
             return false;
         }
-        const char *t = pg_res_get(r, 0, 0), *s = pg_res_get(r, 0, 1);
+        const char *t = pg_res_get(r, 0, 0), *s = pg_res_get(r, 0, 1), *x = pg_res_get(r, 0, 4);
         *topic = t ? strdup(t) : NULL;
         *stored = s ? strdup(s) : NULL;
+        *extras = x ? strdup(x) : NULL;
     }
     pg_res_free(&r);
     return found;
@@ -272,6 +286,9 @@ static bool emit(struct deps *d, const char *logical, const char *key, const cha
     }
 }
 
+/* Emit queued/stored extra events ([{topic,key,event}], as text or object). */
+static bool emit_extras(struct deps *d, struct json_object *extras);
+
 bool worker_emit(struct deps *d, const char *logical_topic, const char *key, struct json_object *event,
                  struct err *e)
 {
@@ -279,6 +296,19 @@ bool worker_emit(struct deps *d, const char *logical_topic, const char *key, str
     worker_topic(d, logical_topic, topic, sizeof topic);
     const char *payload = json_str(event);
     return kafka_produce(d->producer, topic, key, payload, strlen(payload), NULL, 0, 30000, e);
+}
+
+static bool emit_extras(struct deps *d, struct json_object *extras)
+{
+    size_t n = extras && json_object_is_type(extras, json_type_array) ? json_object_array_length(extras) : 0;
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *x = json_object_array_get_idx(extras, i);
+        const char *topic = json_get_str(x, "topic"), *key = json_get_str(x, "key");
+        struct json_object *ev = json_get(x, "event");
+        if (topic && ev && !emit(d, topic, key, json_str(ev)))
+            return false;
+    }
+    return true;
 }
 
 static long jitter(long ms)
@@ -293,7 +323,7 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
 {
     struct err e = ERR_INIT;
     struct json_object *doc = NULL, *event = NULL;
-    char *stored_topic = NULL, *stored = NULL;
+    char *stored_topic = NULL, *stored = NULL, *stored_extras = NULL;
     bool done = false;
     int64_t t0 = now_ms();
 
@@ -323,9 +353,15 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
         err_clear(&e);
         if (!pg_ensure(d->pg, &e))
             goto retry;
-        if (inbox_lookup(d, &job, &stored_topic, &stored, &e)) {
+        if (inbox_lookup(d, &job, &stored_topic, &stored, &stored_extras, &e)) {
             log_info("message %s was already processed; re-emitting its result", job.message_id);
             done = !stored || emit(d, stored_topic ? stored_topic : def->output_topic, key, stored);
+            if (done && stored_extras) {
+                struct err xe = ERR_INIT;
+                struct json_object *x = json_parse(stored_extras, strlen(stored_extras), &xe);
+                done = emit_extras(d, x);
+                json_object_put(x);
+            }
             goto out;
         }
         if (err_is_set(&e) && !e.retriable) {
@@ -341,6 +377,8 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
             goto permanent;
         }
         job.marked = false;
+        json_object_put(job.extras); /* a retried attempt queues its own */
+        job.extras = NULL;
         if (def->handle(&job, d, &event, &e)) {
             if (!job.marked) {
                 /* handler did not record itself: record now (its effects are idempotent) */
@@ -355,7 +393,7 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
                 }
             }
             worker_fault_point("after_commit");
-            done = emit(d, def->output_topic, key, json_str(event));
+            done = emit(d, def->output_topic, key, json_str(event)) && emit_extras(d, job.extras);
             goto out;
         }
         if (pg_in_tx(d->pg))
@@ -399,7 +437,7 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
             }
         }
         worker_fault_point("after_commit");
-        done = emit(d, def->output_topic, key, json_str(event));
+        done = emit(d, def->output_topic, key, json_str(event)) && emit_extras(d, job.extras);
         goto out;
     retry:
         if (pg_in_tx(d->pg))
@@ -413,12 +451,15 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
         backoff = backoff * 2 > cap ? cap : backoff * 2;
         free(stored_topic);
         free(stored);
-        stored_topic = stored = NULL;
+        free(stored_extras);
+        stored_topic = stored = stored_extras = NULL;
     }
 out:
     metrics_observe_ms("sfbridge_handler_duration_seconds", m->topic, now_ms() - t0);
     free(stored_topic);
     free(stored);
+    free(stored_extras);
+    json_object_put(job.extras);
     json_object_put(event);
     json_object_put(doc);
     return done;

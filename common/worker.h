@@ -58,6 +58,8 @@ struct job {
      * for later: the loop pauses only this partition (others keep flowing),
      * rewinds it, and redelivers the message at this time (epoch ms). */
     int64_t retry_at_ms;
+    /* events queued with worker_queue_event (owned by the loop) */
+    struct json_object *extras;
 };
 
 struct deps {
@@ -91,6 +93,13 @@ struct worker_def {
 /* Parse argv (--help, --once for tests), load cfg, connect, check the schema,
  * run until SIGTERM. Returns the process exit code. */
 int worker_run(const struct worker_def *def, int argc, char **argv);
+
+/* Queue an extra event (e.g. connection.status) for a logical topic, keyed by
+ * `key`; takes a reference to `event`. Queued events are stored with the result
+ * by worker_mark_processed (call this first), emitted after the commit, and
+ * re-emitted on redelivery, so a crash cannot lose them. Queued events are
+ * dropped when the handler's attempt is retried. */
+void worker_queue_event(struct job *job, const char *logical_topic, const char *key, struct json_object *event);
 
 /* Insert (message_id, topic, result) into processed_messages in the caller's
  * open transaction. Returns false with ERR_PG on error. */

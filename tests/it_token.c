@@ -1188,3 +1188,39 @@ Test(it_token, worker_without_key_refuses_to_start, .timeout = 60)
         it_kill9(w);
     cr_assert_eq(rc, 78, "a key that is not 32 bytes must exit 78, got %d", rc);
 }
+
+/* A crash between the commit of a code exchange and the emission of its events must not lose
+ * connection.status: it is stored with the result in the inbox and re-emitted on redelivery. */
+Test(it_token, connected_status_survives_a_crash_after_commit, .timeout = 180)
+{
+    struct ctx c;
+    ctx_init(&c, NULL);
+    enable_org(&c, ORG);
+    char state[128], code[512];
+    authorize(&c, "crash-user", state, code);
+    const char *fault_env[] = {c.key_env, c.login_env, "SFBRIDGE_FAULT=after_commit", NULL};
+    pid_t w = track(it_spawn(&c.env, "sfbridge-token", fault_env, "token-crash"));
+    finish(&c, code, state);
+    int rc = it_wait(w, 60000);
+    untrack(w);
+    cr_assert_eq(rc, 128 + 9, "the worker must die at the fault point (rc %d)", rc);
+    cr_assert_eq(it_sql_long(&c.env, "SELECT count(*) FROM connections WHERE status = 'connected'"), 1,
+                 "the exchange was committed before the crash");
+    struct it_msgs m;
+    it_consume(&c.env, "connection.status", 0, 3000, 0, &m);
+    cr_assert_eq(m.n, 0, "nothing was emitted before the crash");
+    it_msgs_free(&m);
+
+    start_token_worker(&c);
+    it_consume(&c.env, "connection.status", 1, 60000, 3000, &m);
+    cr_assert_eq(m.n, 1, "connection.status connected exactly once after the restart, got %d", m.n);
+    struct json_object *ev = parse(m.m[0].payload);
+    cr_assert_str_eq(jstr(ev, "status"), "connected");
+    json_object_put(ev);
+    it_msgs_free(&m);
+    it_consume(&c.env, "token.refreshed", 1, 30000, 2000, &m);
+    cr_assert_eq(m.n, 1, "one token.refreshed, got %d", m.n);
+    it_msgs_free(&m);
+    cr_assert_eq(sim_stat(&c, "code_grants"), 1, "the code was exchanged once");
+    ctx_done(&c);
+}

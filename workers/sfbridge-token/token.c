@@ -88,22 +88,6 @@ struct json_object *token_failure_event(const struct job *job, const struct err 
     return ev;
 }
 
-/* Emit an extra event after the commit; the broker may be briefly away. */
-static void emit_status(struct deps *d, const char *key, struct json_object *ev)
-{
-    long backoff = 200;
-    for (int i = 0; i < 8; i++) {
-        struct err e = ERR_INIT;
-        if (worker_emit(d, "connection.status", key, ev, &e))
-            return;
-        log_error("could not emit connection.status for connection \"%s\": %s; retrying", key, e.msg);
-        if (!worker_sleep_ms(backoff))
-            break;
-        backoff *= 2;
-    }
-    log_error("gave up emitting connection.status for connection \"%s\"", key);
-}
-
 /* Permanent failure of a code exchange: burn the state (the code is spent at
  * Salesforce) in its own transaction, change nothing else. */
 static void burn_state(struct deps *d, const char *state)
@@ -234,14 +218,15 @@ static bool handle_code(struct job *job, struct deps *d, struct json_object **ev
     json_add_str(*event, "connection_id", conn_id);
     json_add_str(*event, "status", "connected");
     json_add_str(*event, "instance_url", t.instance_url);
+    /* connection.status goes into the inbox with the result: emitted after the commit, again on redelivery */
+    struct json_object *st =
+        conn_status_event(job->org_id, conn_id, job->message_id, "connected", NULL, t.instance_url);
+    worker_queue_event(job, "connection.status", conn_id, st);
+    json_object_put(st);
     if (!worker_mark_processed(d, job, "token.refreshed", *event, e) || !pg_commit(d->pg, e))
         goto out;
     log_info("org \"%s\" user \"%s\": connection %s %s (salesforce org %s, user %s)", job->org_id, user_id, conn_id,
              created ? "created" : "reconnected", sf_org, sf_user);
-    struct json_object *st =
-        conn_status_event(job->org_id, conn_id, job->message_id, "connected", NULL, t.instance_url);
-    emit_status(d, conn_id, st);
-    json_object_put(st);
     ok = true;
 out:
     if (!ok) {
@@ -283,9 +268,10 @@ static bool handle_refresh(struct job *job, struct deps *d, struct json_object *
     ok = true;
 out:
     if (s.became_expired) {
+        /* the job fails permanently (CONNECTION_EXPIRED): the loop records its failure with this event queued */
         struct json_object *st =
             conn_status_event(job->org_id, s.connection_id, job->message_id, "expired", s.expired_reason, NULL);
-        emit_status(d, s.connection_id, st);
+        worker_queue_event(job, "connection.status", s.connection_id, st);
         json_object_put(st);
     }
     if (opened || s.pg)
