@@ -110,10 +110,15 @@ Test(it_sync_defer, scheduler_default_schedule_and_leader_takeover, .timeout = 1
     pid_t a = it_spawn(&env, "sfbridge-scheduler", NULL, "sched-a");
     pid_t b = it_spawn(&env, "sfbridge-scheduler", NULL, "sched-b");
     cr_assert_eq(scheduler_requests(&env, 1, 20000), 1, "one request for the new default schedule");
-    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM schedules"), 1, "only the connected connection");
-    cr_assert_eq(it_sql_long(&env, "SELECT interval_seconds FROM schedules"), 900, "every 15 minutes by default");
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM schedules WHERE kind = 'incremental'"), 1,
+                 "only the connected connection");
+    cr_assert_eq(it_sql_long(&env, "SELECT interval_seconds FROM schedules WHERE kind = 'incremental'"), 900,
+                 "every 15 minutes by default");
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM schedules WHERE kind = 'formulas' AND interval_seconds = 86400 "
+                                   "AND next_run_at > now() + interval '23 hours'"),
+                 1, "a daily formula refresh, first due a day later");
     /* make it due every 10 s, then see exactly one request per due time with two instances */
-    it_sql_ok(&env, "UPDATE schedules SET interval_seconds = 10, next_run_at = now()");
+    it_sql_ok(&env, "UPDATE schedules SET interval_seconds = 10, next_run_at = now() WHERE kind = 'incremental'");
     sleep(4);
     cr_assert_eq(scheduler_requests(&env, 2, 3000), 2, "two instances, one request per due time");
     /* kill the leader (whichever it is): the other takes over */
@@ -124,7 +129,7 @@ Test(it_sync_defer, scheduler_default_schedule_and_leader_takeover, .timeout = 1
     bool a_leads = la && strstr(la, "scheduler leader");
     free(la);
     it_kill9(a_leads ? a : b);
-    it_sql_ok(&env, "UPDATE schedules SET next_run_at = now() + interval '2 seconds'");
+    it_sql_ok(&env, "UPDATE schedules SET next_run_at = now() + interval '2 seconds' WHERE kind = 'incremental'");
     cr_assert_eq(scheduler_requests(&env, 3, 15000), 3, "the surviving instance publishes the next request");
     cr_assert_eq(it_stop(a_leads ? b : a, 30000), 0);
     if (a_leads)

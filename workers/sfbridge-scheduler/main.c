@@ -2,9 +2,10 @@
  * sfbridge-scheduler: publishes sync.requested from PostgreSQL.
  *
  * Once a second, the leader:
- *   1. gives every connected connection of an enabled org that has no
- *      schedule an `incremental` one (interval 900 s = the table default;
- *      an admin changes schedules.interval_seconds / enabled per connection);
+ *   1. gives every connected connection of an enabled org the default
+ *      schedules it lacks: `incremental` every 900 s (due at once) and
+ *      `formulas` every 86400 s (first due a day later) — an admin changes
+ *      schedules.interval_seconds / enabled per connection and kind;
  *   2. publishes sync.requested (requested_by "scheduler", mode = the
  *      schedule's kind) for each due schedule and moves next_run_at on;
  *   3. re-requests every deferred sync run whose retry_at has come, for the
@@ -84,23 +85,28 @@ static bool publish(struct sched *s, const char *org, const char *conn, const ch
     return ok;
 }
 
+/* every connected connection of an enabled org gets the default schedules it lacks: incremental every 15 min
+ * (due now), formulas daily (first due a day later: the first syncs read fresh formula values anyway) */
 static void ensure_schedules(struct sched *s)
 {
     struct err e = ERR_INIT;
     struct pg_res *r = pg_exec(s->db,
-                               "INSERT INTO schedules (connection_id, kind) "
-                               "SELECT c.connection_id, 'incremental' FROM connections c "
-                               "JOIN organizations o ON o.org_id = c.org_id "
+                               "INSERT INTO schedules (connection_id, kind, interval_seconds, next_run_at) "
+                               "SELECT c.connection_id, k.kind, k.secs, now() + make_interval(secs => k.first) "
+                               "FROM connections c JOIN organizations o ON o.org_id = c.org_id "
+                               "CROSS JOIN (VALUES ('incremental', 900, 0), ('formulas', 86400, 86400)) k(kind, secs, first) "
                                "WHERE c.status = 'connected' AND o.salesforce_enabled "
-                               "AND NOT EXISTS (SELECT 1 FROM schedules x WHERE x.connection_id = c.connection_id) "
-                               "ON CONFLICT DO NOTHING RETURNING connection_id",
+                               "AND NOT EXISTS (SELECT 1 FROM schedules x WHERE x.connection_id = c.connection_id "
+                               "AND x.kind = k.kind) "
+                               "ON CONFLICT DO NOTHING RETURNING connection_id, kind, interval_seconds",
                                0, NULL, &e);
     if (!r) {
         log_warn("could not create default schedules: %s", e.msg);
         return;
     }
     for (int i = 0; i < pg_res_rows(r); i++)
-        log_info("connection %s: created the default incremental schedule (every 15 min)", pg_res_get(r, i, 0));
+        log_info("connection %s: created the default %s schedule (every %s s)", pg_res_get(r, i, 0),
+                 pg_res_get(r, i, 1), pg_res_get(r, i, 2));
     pg_res_free(&r);
 }
 
@@ -219,7 +225,8 @@ int main(int argc, char **argv)
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         printf("usage: sfbridge-scheduler\n\n"
                "Publishes sync.requested for due schedules (table schedules; every connected connection gets an\n"
-               "incremental one every 15 minutes by default) and re-requests deferred syncs at their retry time.\n"
+               "incremental one every 15 minutes and a formulas refresh daily by default) and re-requests deferred\n"
+               "syncs at their retry time.\n"
                "Any number of instances may run: one leader (PostgreSQL advisory lock) acts at a time.\n");
         return 0;
     }

@@ -181,21 +181,31 @@ static bool limit_hit(struct run *r, struct err *se)
 
 enum where_kind { W_NONE, W_SINCE, W_AFTER };
 
-static char *build_soql(struct run *r, struct obj_run *o, enum where_kind wk, long long since_ms,
-                        const char *after_mod, const char *after_id, bool ids_only, struct err *e)
+/* one query: lower bound (none, SystemModstamp >= since, or strictly after (SystemModstamp, Id) / after Id),
+ * optional upper bound SystemModstamp < upper (a window), optional LIMIT, SystemModstamp/Id or Id order */
+struct qspec {
+    enum where_kind wk;
+    long long since_ms;
+    const char *amod, *aid;
+    long long upper_ms; /* exclusive; 0 = none */
+    long limit;         /* 0 = none */
+    bool by_id;         /* order by Id (reconcile, formulas); reconcile selects Id only */
+};
+
+static char *soql_for(struct run *r, struct obj_run *o, const struct qspec *qs, struct err *e)
 {
     char *out = NULL, *q = NULL, *c1 = NULL, *c2 = NULL, *c3 = NULL;
     struct soql_select *s = soql_select_new(o->sf_object, e);
-    (void)r;
     if (!s)
         return NULL;
     soql_select_field(s, "Id", e);
-    if (!ids_only) {
+    if (!qs->by_id) {
         soql_select_field(s, "SystemModstamp", e);
         soql_select_field(s, "IsDeleted", e);
+    }
+    if (!qs->by_id || r->mode == MODE_FORMULAS)
         for (size_t i = 0; i < o->nsel; i++)
             soql_select_field(s, o->sel[i], e);
-    }
     if (err_is_set(e))
         goto out;
     if (o->om->soql_filter && *o->om->soql_filter && !soql_select_where_raw(s, o->om->soql_filter)) {
@@ -204,16 +214,16 @@ static char *build_soql(struct run *r, struct obj_run *o, enum where_kind wk, lo
         goto out;
     }
     char lit[40];
-    if (wk == W_SINCE) {
-        soql_datetime(since_ms, lit, sizeof lit);
+    if (qs->wk == W_SINCE) {
+        soql_datetime(qs->since_ms, lit, sizeof lit);
         if (!soql_where_cmp(s, "SystemModstamp", ">=", lit, e))
             goto out;
-    } else if (wk == W_AFTER && ids_only) {
-        if (!(q = soql_quote(after_id)) || !soql_where_cmp(s, "Id", ">", q, e))
+    } else if (qs->wk == W_AFTER && qs->by_id) {
+        if (!(q = soql_quote(qs->aid)) || !soql_where_cmp(s, "Id", ">", q, e))
             goto out;
-    } else if (wk == W_AFTER) {
-        soql_datetime(parse_ts_ms(after_mod), lit, sizeof lit);
-        if (!(q = soql_quote(after_id)) || !(c1 = soql_cmp("SystemModstamp", ">", lit, e)) ||
+    } else if (qs->wk == W_AFTER) {
+        soql_datetime(parse_ts_ms(qs->amod), lit, sizeof lit);
+        if (!(q = soql_quote(qs->aid)) || !(c1 = soql_cmp("SystemModstamp", ">", lit, e)) ||
             !(c2 = soql_cmp("SystemModstamp", "=", lit, e)) || !(c3 = soql_cmp("Id", ">", q, e)))
             goto out;
         char clause[512];
@@ -223,7 +233,14 @@ static char *build_soql(struct run *r, struct obj_run *o, enum where_kind wk, lo
             goto out;
         }
     }
-    soql_select_order(s, ids_only ? "Id ASC" : "SystemModstamp ASC, Id ASC");
+    if (qs->upper_ms > 0) {
+        soql_datetime(qs->upper_ms, lit, sizeof lit);
+        if (!soql_where_cmp(s, "SystemModstamp", "<", lit, e))
+            goto out;
+    }
+    soql_select_order(s, qs->by_id ? "Id ASC" : "SystemModstamp ASC, Id ASC");
+    if (qs->limit > 0)
+        soql_select_limit(s, qs->limit);
     out = soql_select_build(s, e);
 out:
     free(q);
@@ -232,6 +249,19 @@ out:
     free(c3);
     soql_select_free(&s);
     return out;
+}
+
+static char *build_soql(struct run *r, struct obj_run *o, enum where_kind wk, long long since_ms,
+                        const char *after_mod, const char *after_id, bool ids_only, struct err *e)
+{
+    struct qspec qs = {wk, since_ms, after_mod, after_id, 0, 0, ids_only};
+    return soql_for(r, o, &qs, e);
+}
+
+/* the query ran too long (REST QUERY_TIMEOUT) or its Bulk job failed: split the window */
+static bool is_timeout(const struct err *e)
+{
+    return !strcmp(e->sf_code, "QUERY_TIMEOUT") || strstr(e->msg, "QUERY_TIMEOUT") != NULL;
 }
 
 /* ---- Bulk ---------------------------------------------------------------- */
@@ -265,7 +295,8 @@ static int bulk_row(void *ud, size_t ncols, const char *const *names, const char
     return 0;
 }
 
-static bool run_bulk(struct run *r, struct obj_run *o, const char *soql, bool all, struct err *e)
+/* *split (may be NULL): set instead of failing when the job failed (Failed state, QUERY_TIMEOUT) */
+static bool run_bulk(struct run *r, struct obj_run *o, const char *soql, bool all, bool *split, struct err *e)
 {
     for (int attempt = 0;; attempt++) {
         struct err be = ERR_INIT;
@@ -294,6 +325,12 @@ static bool run_bulk(struct run *r, struct obj_run *o, const char *soql, bool al
                                o->sf_object);
             continue;
         }
+        if (split && (is_timeout(&be) || (be.code == ERR_SALESFORCE && !be.retriable))) {
+            log_info("sync %s: the Bulk job for %s failed (%s): splitting the window", r->job->message_id,
+                     o->sf_object, be.msg);
+            *split = true;
+            return true;
+        }
         *e = be;
         return false;
     }
@@ -306,6 +343,7 @@ struct state {
     long long wm_ms; /* -1 none */
     bool full_in_progress;
     char full_mod[40], full_id[20];
+    long long window_ms; /* remembered window, 0 = none */
 };
 
 static bool load_state(struct run *r, struct obj_run *o, struct state *st, struct err *e)
@@ -316,7 +354,8 @@ static bool load_state(struct run *r, struct obj_run *o, struct state *st, struc
     struct pg_res *res =
         pg_exec(r->d->pg,
                 "SELECT (extract(epoch FROM watermark) * 1000)::bigint, full_in_progress, "
-                "to_char(full_watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+00:00\"'), full_last_id "
+                "to_char(full_watermark AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"+00:00\"'), full_last_id, "
+                "COALESCE(window_seconds, 0) "
                 "FROM sync_state WHERE connection_id = $1 AND sf_object = $2",
                 2, p, e);
     if (!res)
@@ -330,6 +369,7 @@ static bool load_state(struct run *r, struct obj_run *o, struct state *st, struc
             snprintf(st->full_mod, sizeof st->full_mod, "%s", pg_res_get(res, 0, 2));
             snprintf(st->full_id, sizeof st->full_id, "%s", pg_res_get(res, 0, 3));
         }
+        st->window_ms = strtoll(pg_res_get(res, 0, 4), NULL, 10) * 1000;
     }
     pg_res_free(&res);
     return true;
@@ -371,45 +411,19 @@ out:
     return ok;
 }
 
-bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
+/* One query over a window (rows committed page by page, cursor included). Above the Bulk threshold the rest
+ * of the window is read by a Bulk job strictly after the committed cursor. *split: the query timed out or the
+ * Bulk job failed (what was delivered before is committed). *rows: records this query delivered. */
+static bool run_window(struct run *r, struct obj_run *o, const struct qspec *qs, bool full, bool set_total,
+                       bool *split, long long *rows, struct err *e)
 {
-    struct state st;
     struct sf_query *q = NULL;
     char *soql = NULL;
-    bool ok = false;
-    bool full = r->mode == MODE_FULL;
-    r->o = o;
-    if (!load_state(r, o, &st, e))
+    bool ok = false, to_bulk = false;
+    long long f0 = o->fetched;
+    *split = false;
+    if (!(soql = soql_for(r, o, qs, e)))
         return false;
-
-    enum where_kind wk = W_NONE;
-    long long since = 0;
-    const char *amod = NULL, *aid = NULL;
-    if (full) {
-        if (!st.full_in_progress) {
-            const char *p[2] = {r->job->connection_id, o->sf_object};
-            if (!pg_run(r->d->pg,
-                        "INSERT INTO sync_state (connection_id, sf_object, full_in_progress) VALUES ($1, $2, true) "
-                        "ON CONFLICT (connection_id, sf_object) DO UPDATE SET full_in_progress = true, "
-                        "full_watermark = NULL, full_last_id = NULL, updated_at = now()",
-                        2, p, e))
-                return false;
-        } else if (st.full_mod[0]) {
-            wk = W_AFTER;
-            amod = st.full_mod;
-            aid = st.full_id;
-            o->full_resume = true;
-            log_info("sync %s: resuming the full sync of %s after %s %s", r->job->message_id, o->sf_object, amod, aid);
-        }
-    } else if (st.wm_ms >= 0) {
-        wk = W_SINCE;
-        since = st.wm_ms - SYNC_LOOKBACK_MS;
-    }
-    soql = build_soql(r, o, wk, since, amod, aid, false, e);
-    if (!soql)
-        return false;
-
-    bool to_bulk = false;
     if (!sf_query_open(r->x->sf, soql, true, 0, &q, e))
         goto out;
     for (long pageno = 0;;) {
@@ -431,13 +445,19 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
                 ok = true;
                 goto out;
             }
+            if (is_timeout(&qe)) {
+                *split = true;
+                ok = true;
+                goto out;
+            }
             *e = qe;
             goto out;
         }
         if (pageno++ == 0) {
             long long t = sf_query_total(q);
-            o->total = o->fetched + (t >= 0 ? t : 0);
-            if (t > r->d->cfg->bulk_threshold && !done)
+            if (set_total)
+                o->total = o->fetched + (t >= 0 ? t : 0);
+            if (qs->limit == 0 && t > r->d->cfg->bulk_threshold && !done)
                 to_bulk = true;
         }
         size_t n = json_object_array_length(recs);
@@ -452,16 +472,15 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
             break;
     }
     sf_query_free(&q);
-
     if (to_bulk && !r->deferred) {
         free(soql);
-        soql = NULL;
-        /* continue strictly after what is committed */
-        if (o->cur_mod[0])
-            soql = build_soql(r, o, W_AFTER, 0, o->cur_mod, o->cur_id, false, e);
-        else
-            soql = build_soql(r, o, wk, since, amod, aid, false, e);
-        if (!soql)
+        struct qspec b = *qs;
+        if (o->fetched > f0) { /* continue strictly after what is committed */
+            b.wk = W_AFTER;
+            b.amod = o->cur_mod;
+            b.aid = o->cur_id;
+        }
+        if (!(soql = soql_for(r, o, &b, e)))
             goto out;
         log_info("sync %s: %s has %lld records (threshold %d): reading the rest with a Bulk API 2.0 job",
                  r->job->message_id, o->sf_object, o->total, r->d->cfg->bulk_threshold);
@@ -469,13 +488,212 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
             ok = !err_is_set(e);
             goto out;
         }
-        if (!run_bulk(r, o, soql, true, e))
+        if (!run_bulk(r, o, soql, true, split, e))
             goto out;
+    }
+    ok = true;
+out:
+    *rows = o->fetched - f0;
+    sf_query_free(&q);
+    free(soql);
+    return ok;
+}
+
+/* Where the next window starts (epoch ms): the lower bound's time; with no lower bound the oldest record's
+ * SystemModstamp (one LIMIT 1 query). -2 when the object has no record at all. -1 on error / deferral. */
+static long long window_start(struct run *r, struct obj_run *o, struct qspec *qs, char *lo_mod, size_t cap,
+                              struct err *e)
+{
+    if (qs->wk == W_SINCE)
+        return qs->since_ms;
+    if (qs->wk == W_AFTER)
+        return parse_ts_ms(qs->amod);
+    struct qspec p = *qs;
+    p.limit = 1;
+    p.upper_ms = 0;
+    struct sf_query *q = NULL;
+    char *soql = soql_for(r, o, &p, e);
+    long long start = -1;
+    if (!soql)
+        return -1;
+    if (!budget_ok(r, 1, e))
+        goto out;
+    if (!sf_query_open(r->x->sf, soql, true, 0, &q, e))
+        goto out;
+    struct json_object *recs = NULL;
+    bool done = false;
+    struct err qe = ERR_INIT;
+    if (!sf_query_next(q, &recs, &done, &qe)) {
+        if (!limit_hit(r, &qe))
+            *e = qe;
+        goto out;
+    }
+    if (json_object_array_length(recs) == 0) {
+        start = -2;
+        goto out;
+    }
+    const char *m = json_get_str(json_object_array_get_idx(recs, 0), "SystemModstamp");
+    start = parse_ts_ms(m);
+    if (start < 0) {
+        err_set(e, ERR_SALESFORCE, false, "could not sync %s: the oldest record has no valid SystemModstamp",
+                o->sf_object);
+        goto out;
+    }
+    /* the oldest record's instant is an exact inclusive lower bound */
+    snprintf(lo_mod, cap, "%s", m);
+    qs->wk = W_SINCE;
+    qs->since_ms = start;
+out:
+    sf_query_free(&q);
+    free(soql);
+    return start;
+}
+
+static bool save_window(struct run *r, struct obj_run *o, long long w_ms, struct err *e)
+{
+    char ws[24];
+    snprintf(ws, sizeof ws, "%lld", w_ms > 0 ? (w_ms + 999) / 1000 : 0);
+    const char *p[3] = {r->job->connection_id, o->sf_object, w_ms > 0 ? ws : NULL};
+    return pg_run(r->d->pg,
+                  "INSERT INTO sync_state (connection_id, sf_object, window_seconds) VALUES ($1, $2, $3) "
+                  "ON CONFLICT (connection_id, sf_object) DO UPDATE SET window_seconds = excluded.window_seconds, "
+                  "updated_at = now()",
+                  3, p, e);
+}
+
+/*
+ * Incremental / full fetch in SystemModstamp windows. The first query covers everything from the lower bound
+ * (or the remembered window_seconds of this connection and object). On QUERY_TIMEOUT or a failed Bulk job
+ * the window is halved (down to one second) and the fetch continues strictly after the committed
+ * (SystemModstamp, Id); a one-second window that still times out is read in LIMIT pages ordered by
+ * (SystemModstamp, Id), i.e. by Id within the instant. A window that completes moves the lower bound to its
+ * upper edge (inclusive), so no record is skipped or read twice. Sparse windows grow again; the window that
+ * worked after the last split is remembered in sync_state.window_seconds for the next run.
+ */
+bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
+{
+    struct state st;
+    bool ok = false;
+    bool full = r->mode == MODE_FULL;
+    r->o = o;
+    if (!load_state(r, o, &st, e))
+        return false;
+
+    struct qspec qs = {W_NONE, 0, NULL, NULL, 0, 0, false};
+    char lo_mod[40] = "", lo_id[20] = "";
+    if (full) {
+        if (!st.full_in_progress) {
+            const char *p[2] = {r->job->connection_id, o->sf_object};
+            if (!pg_run(r->d->pg,
+                        "INSERT INTO sync_state (connection_id, sf_object, full_in_progress) VALUES ($1, $2, true) "
+                        "ON CONFLICT (connection_id, sf_object) DO UPDATE SET full_in_progress = true, "
+                        "full_watermark = NULL, full_last_id = NULL, updated_at = now()",
+                        2, p, e))
+                return false;
+        } else if (st.full_mod[0]) {
+            qs.wk = W_AFTER;
+            snprintf(lo_mod, sizeof lo_mod, "%s", st.full_mod);
+            snprintf(lo_id, sizeof lo_id, "%s", st.full_id);
+            o->full_resume = true;
+            log_info("sync %s: resuming the full sync of %s after %s %s", r->job->message_id, o->sf_object, lo_mod,
+                     lo_id);
+        }
+    } else if (st.wm_ms >= 0) {
+        qs.wk = W_SINCE;
+        qs.since_ms = st.wm_ms - SYNC_LOOKBACK_MS;
+    }
+    qs.amod = lo_mod;
+    qs.aid = lo_id;
+
+    long long t0 = sync_now_ms();
+    long long w = st.window_ms; /* 0: one open window */
+    long k = 0, k_good = SYNC_WINDOW_LIMIT;
+    bool split_seen = false, after_split = false;
+    long long good_w = 0;
+    long long windows = 0, splits = 0;
+    for (;;) {
+        qs.upper_ms = 0;
+        if (w > 0) {
+            long long start = window_start(r, o, &qs, lo_mod, sizeof lo_mod, e);
+            if (start == -2)
+                break; /* no record at all */
+            if (start < 0) {
+                if (r->deferred)
+                    break;
+                goto out;
+            }
+            if (start + w < t0)
+                qs.upper_ms = start + w; /* else: the last window is open-ended */
+        }
+        qs.limit = k;
+        bool split = false;
+        long long rows = 0;
+        windows++;
+        if (!run_window(r, o, &qs, full, w == 0 && !split_seen, &split, &rows, e))
+            goto out;
+        if (r->deferred)
+            break;
+        if (rows > 0) { /* the lower bound moves strictly after what is committed */
+            qs.wk = W_AFTER;
+            snprintf(lo_mod, sizeof lo_mod, "%s", o->cur_mod);
+            snprintf(lo_id, sizeof lo_id, "%s", o->cur_id);
+        }
+        if (split) {
+            splits++;
+            split_seen = after_split = true;
+            if (k > 0) {
+                if (k == 1) {
+                    err_set(e, ERR_SALESFORCE, false,
+                            "could not sync %s: a query for a single record times out (QUERY_TIMEOUT)", o->sf_object);
+                    goto out;
+                }
+                k /= 2;
+                k_good = k;
+            } else if (w == 0) {
+                long long start = window_start(r, o, &qs, lo_mod, sizeof lo_mod, e);
+                if (start == -2)
+                    break;
+                if (start < 0) {
+                    if (r->deferred)
+                        break;
+                    goto out;
+                }
+                w = (t0 - start) / 2;
+                if (w < SYNC_WINDOW_MIN_MS)
+                    w = SYNC_WINDOW_MIN_MS;
+            } else if (w > SYNC_WINDOW_MIN_MS) {
+                w = w / 2 < SYNC_WINDOW_MIN_MS ? SYNC_WINDOW_MIN_MS : w / 2;
+            } else {
+                k = k_good; /* one second still too much: by (SystemModstamp, Id) in LIMIT pages */
+            }
+            log_info("sync %s: %s timed out%s: window %lld ms%s%ld", r->job->message_id, o->sf_object,
+                     rows > 0 ? " after some pages" : "", w, k ? ", page limit " : "", k);
+            continue;
+        }
+        if (after_split) {
+            good_w = w;
+            after_split = false;
+        }
+        if (k > 0 && rows >= k)
+            continue; /* more records in this window: the next LIMIT page after the cursor */
+        if (qs.upper_ms == 0)
+            break; /* the open window was the last one */
+        /* everything below the upper edge is read */
+        qs.wk = W_SINCE;
+        qs.since_ms = qs.upper_ms;
+        k = 0;
+        if (rows < SYNC_WINDOW_SPARSE)
+            w *= 2;
     }
     if (r->deferred) {
         ok = true;
         goto out;
     }
+    if (split_seen || windows > 1)
+        log_info("sync %s: %s read in %lld windows (%lld splits); remembering a window of %lld ms",
+                 r->job->message_id, o->sf_object, windows, splits, split_seen ? good_w : st.window_ms);
+    if (split_seen && !save_window(r, o, good_w > 0 ? good_w : SYNC_WINDOW_MIN_MS, e))
+        goto out;
     if (!full && st.wm_ms >= 0 && sync_now_ms() - st.wm_ms < (long long)SYNC_GETDELETED_DAYS * 86400000LL) {
         if (!get_deleted(r, o, st.wm_ms - SYNC_LOOKBACK_MS, e))
             goto out;
@@ -492,6 +710,135 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
                     "ELSE last_id END, watermark = GREATEST(watermark, full_watermark), updated_at = now() "
                     "WHERE connection_id = $1 AND sf_object = $2",
                     2, p, e))
+            goto out;
+    }
+    ok = true;
+out:
+    return ok;
+}
+
+/* ---- formulas ------------------------------------------------------------ */
+
+bool sync_describe_calc(struct run *r, struct obj_run *o, struct err *e)
+{
+    struct sf_response resp = {.records = -1};
+    bool ok = false;
+    r->o = o;
+    if (!soql_ident_valid(o->sf_object))
+        return err_set(e, ERR_INVALID_MESSAGE, false, "cannot describe \"%.80s\": not an object name", o->sf_object);
+    if (!budget_ok(r, 1, e))
+        return !err_is_set(e);
+    char path[160];
+    snprintf(path, sizeof path, "/sobjects/%s/describe", o->sf_object);
+    struct err ce = ERR_INIT;
+    if (!conn_call(&r->cs, "GET", path, NULL, NULL, 0, &resp, &ce)) {
+        if (limit_hit(r, &ce)) {
+            ok = true;
+            goto out;
+        }
+        *e = ce;
+        goto out;
+    }
+    struct json_object *fields = resp.json ? json_get(resp.json, "fields") : NULL;
+    size_t n = fields && json_object_is_type(fields, json_type_array) ? json_object_array_length(fields) : 0;
+    o->calc = calloc(n + 1, sizeof *o->calc);
+    if (!o->calc) {
+        err_set(e, ERR_NOMEM, true, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct json_object *f = json_object_array_get_idx(fields, i);
+        const char *name = json_get_str(f, "name");
+        if (!name || !json_get_bool(f, "calculated", false))
+            continue;
+        const struct field_map *fm = mapping_field_by_sf(o->om, name, MAP_IMPORT);
+        if (!fm || !(fm->dir & MAP_IMPORT))
+            continue;
+        if (!(o->calc[o->ncalc] = strdup(fm->sf_field))) {
+            err_set(e, ERR_NOMEM, true, "out of memory");
+            goto out;
+        }
+        o->ncalc++;
+    }
+    o->described = true;
+    ok = true;
+out:
+    sf_response_cleanup(&resp);
+    return ok;
+}
+
+/* Id + the calculated fields, by Id; REST pages, a Bulk job above the threshold (after the last Id read). */
+bool sync_formulas_object(struct run *r, struct obj_run *o, struct err *e)
+{
+    struct sf_query *q = NULL;
+    char *soql = NULL;
+    bool ok = false, to_bulk = false;
+    struct qspec qs = {W_NONE, 0, NULL, NULL, 0, 0, true};
+    r->o = o;
+    if (!(soql = soql_for(r, o, &qs, e)))
+        return false;
+    if (!sf_query_open(r->x->sf, soql, false, 0, &q, e))
+        goto out;
+    for (long pageno = 0;;) {
+        if (worker_stopping()) {
+            err_set(e, ERR_INTERNAL, true, "stopping: the formula refresh of %s restarts after the restart",
+                    o->sf_object);
+            goto out;
+        }
+        if (!budget_ok(r, 1, e)) {
+            ok = !err_is_set(e);
+            goto out;
+        }
+        struct json_object *recs = NULL;
+        bool done = false;
+        struct err qe = ERR_INIT;
+        if (!sf_query_next(q, &recs, &done, &qe)) {
+            if (conn_retry_after_auth_error(&r->cs, &qe))
+                continue;
+            if (limit_hit(r, &qe)) {
+                ok = true;
+                goto out;
+            }
+            *e = qe;
+            goto out;
+        }
+        if (pageno++ == 0) {
+            long long t = sf_query_total(q);
+            o->total = o->fetched + (t >= 0 ? t : 0);
+            to_bulk = t > r->d->cfg->bulk_threshold && !done;
+        }
+        size_t n = json_object_array_length(recs);
+        for (size_t i = 0; i < n; i++) {
+            struct rest_ud u = {r, json_object_array_get_idx(recs, i)};
+            if (!sync_add_row(r, get_rest, &u, e))
+                goto out;
+        }
+        if (!sync_flush(r, false, e))
+            goto out;
+        if (done || to_bulk)
+            break;
+    }
+    sf_query_free(&q);
+    if (to_bulk && !r->deferred) {
+        free(soql);
+        qs.wk = o->cur_id[0] ? W_AFTER : W_NONE;
+        qs.aid = o->cur_id;
+        if (!(soql = soql_for(r, o, &qs, e)))
+            goto out;
+        log_info("sync %s: formulas of %s: %lld records (threshold %d): a Bulk API 2.0 job", r->job->message_id,
+                 o->sf_object, o->total, r->d->cfg->bulk_threshold);
+        if (!budget_ok(r, 5, e)) {
+            ok = !err_is_set(e);
+            goto out;
+        }
+        if (!run_bulk(r, o, soql, false, NULL, e))
+            goto out;
+    }
+    if (!r->deferred) {
+        const char *p[2] = {r->job->connection_id, o->sf_object};
+        if (!pg_run(r->d->pg,
+                    "UPDATE sync_state SET last_formulas_at = now() WHERE connection_id = $1 AND sf_object = $2", 2,
+                    p, e))
             goto out;
     }
     ok = true;

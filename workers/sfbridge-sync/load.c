@@ -96,6 +96,11 @@ void sync_obj_cleanup(struct obj_run *o)
     free(o->core_type);
     free(o->copy_sql);
     free(o->merge_sql);
+    for (size_t i = 0; i < o->ncalc; i++)
+        free(o->calc[i]);
+    free(o->calc);
+    o->calc = NULL;
+    o->ncalc = 0;
     o->sel = NULL;
     o->cols = NULL;
     o->core = o->core_type = NULL;
@@ -111,9 +116,45 @@ static int sel_index(struct obj_run *o, const char *f)
     return -1;
 }
 
+bool sync_is_calc(const struct obj_run *o, const char *sf_field)
+{
+    for (size_t i = 0; i < o->ncalc; i++)
+        if (!strcasecmp(o->calc[i], sf_field))
+            return true;
+    return false;
+}
+
+/* formulas: update only the mapped calculated columns/attribute keys of rows that exist, counting those whose
+ * values changed; sf_modstamp, deleted_at, links and cursors stay as they are. $1 org, $2 connection, $3 object */
+static char *formulas_merge_sql(struct obj_run *o)
+{
+    struct pg_buf b = {0};
+    sbf(&b, "WITH src AS (SELECT DISTINCT ON (salesforce_id) * FROM sfb_stage_%s "
+            "WHERE salesforce_id IS NOT NULL AND $2::uuid IS NOT NULL AND $3::text IS NOT NULL), "
+            "up AS (UPDATE %s t SET updated_at = now()",
+        o->table, o->table);
+    for (size_t k = 0; k < o->ncore; k++)
+        sbf(&b, ", %s = s.%s", o->core[k], o->core[k]);
+    if (o->has_attrs)
+        sb(&b, ", attributes = t.attributes || COALESCE(s.attributes, '{}')");
+    sb(&b, " FROM src s WHERE t.org_id = $1 AND t.salesforce_id = s.salesforce_id AND t.deleted_at IS NULL AND (false");
+    if (o->ncore) {
+        sb(&b, " OR ROW(");
+        for (size_t k = 0; k < o->ncore; k++)
+            sbf(&b, "%st.%s", k ? ", " : "", o->core[k]);
+        sb(&b, ") IS DISTINCT FROM ROW(");
+        for (size_t k = 0; k < o->ncore; k++)
+            sbf(&b, "%ss.%s", k ? ", " : "", o->core[k]);
+        sb(&b, ")");
+    }
+    if (o->has_attrs)
+        sb(&b, " OR NOT (t.attributes @> COALESCE(s.attributes, '{}'))");
+    sb(&b, ") RETURNING 1) SELECT 0, (SELECT count(*) FROM up), 0");
+    return sb_take(&b);
+}
+
 bool sync_obj_prepare(struct run *r, struct obj_run *o, struct err *e)
 {
-    (void)r;
     const struct object_map *om = o->om;
     struct pg_buf b = {0};
     size_t n = om->nfields;
@@ -132,6 +173,8 @@ bool sync_obj_prepare(struct run *r, struct obj_run *o, struct err *e)
         const struct field_map *f = &om->fields[i];
         if (!(f->dir & MAP_IMPORT))
             continue;
+        if (r->mode == MODE_FORMULAS && !sync_is_calc(o, f->sf_field))
+            continue; /* a formula refresh reads and writes only the calculated fields */
         if (!soql_field_valid(f->sf_field))
             return err_set(e, ERR_INVALID_MESSAGE, false, "cannot sync %s: invalid field name \"%.80s\" in the mapping",
                            o->sf_object, f->sf_field);
@@ -184,6 +227,10 @@ bool sync_obj_prepare(struct run *r, struct obj_run *o, struct err *e)
         sbf(&b, ", %s", o->core[k]);
     sb(&b, ", attributes) FROM STDIN");
     o->copy_sql = sb_take(&b);
+    if (r->mode == MODE_FORMULAS) {
+        o->merge_sql = formulas_merge_sql(o);
+        return true;
+    }
 
     /* merge: $1 org, $2 connection, $3 sf object */
     sbf(&b, "WITH src AS (SELECT DISTINCT ON (salesforce_id) * FROM sfb_stage_%s "
@@ -443,18 +490,22 @@ bool sync_add_row(struct run *r, sync_get_fn get, void *ud, struct err *e)
         return err_set(e, ERR_SALESFORCE, false, "could not sync %s: malformed Id \"%.40s\"", o->sf_object, id);
     char idc[20];
     snprintf(idc, sizeof idc, "%s", id);
-    const char *m = get(ud, -2, tmp, sizeof tmp);
-    char *nm = NULL;
-    if (!m || !*m || !mapping_import_str(&dt_map, m, &nm, e) || !nm) {
+    bool deleted = false;
+    mod[0] = '\0';
+    if (r->mode != MODE_FORMULAS) { /* a formula refresh reads Id + the calculated fields only */
+        const char *m = get(ud, -2, tmp, sizeof tmp);
+        char *nm = NULL;
+        if (!m || !*m || !mapping_import_str(&dt_map, m, &nm, e) || !nm) {
+            free(nm);
+            err_clear(e);
+            return err_set(e, ERR_SALESFORCE, false, "could not sync %s: record %s has no valid SystemModstamp",
+                           o->sf_object, idc);
+        }
+        snprintf(mod, sizeof mod, "%s", nm);
         free(nm);
-        err_clear(e);
-        return err_set(e, ERR_SALESFORCE, false, "could not sync %s: record %s has no valid SystemModstamp",
-                       o->sf_object, idc);
+        const char *dv = get(ud, -1, tmp, sizeof tmp);
+        deleted = dv && (!strcasecmp(dv, "true") || !strcmp(dv, "1"));
     }
-    snprintf(mod, sizeof mod, "%s", nm);
-    free(nm);
-    const char *dv = get(ud, -1, tmp, sizeof tmp);
-    bool deleted = dv && (!strcasecmp(dv, "true") || !strcmp(dv, "1"));
 
     for (size_t k = 0; k < o->ncore; k++)
         r->slot[k] = NULL;
@@ -498,7 +549,7 @@ bool sync_add_row(struct run *r, sync_get_fn get, void *ud, struct err *e)
 
     pg_buf_copy_field(&r->buf, idc);
     pg_buf_append(&r->buf, "\t", 1);
-    pg_buf_copy_field(&r->buf, mod);
+    pg_buf_copy_field(&r->buf, mod[0] ? mod : NULL);
     pg_buf_append(&r->buf, deleted ? "\tt" : "\tf", 2);
     for (size_t k = 0; k < o->ncore; k++) {
         pg_buf_append(&r->buf, "\t", 1);
@@ -689,12 +740,14 @@ bool sync_flush(struct run *r, bool full_cursor, struct err *e)
         long long upd = strtoll(pg_res_get(res, 0, 1), NULL, 10);
         long long del = strtoll(pg_res_get(res, 0, 2), NULL, 10);
         pg_res_free(&res);
-        if (!fixups(r, o, e))
+        if (r->mode != MODE_FORMULAS && !fixups(r, o, e))
             goto out;
         log_debug("%s batch of %zu: merge %lld ms, links %lld ms", o->sf_object, r->rows, t_merge - t_copy,
                   sync_now_ms() - t_merge);
         const char *cp[4] = {r->job->connection_id, o->sf_object, r->last_mod, r->last_id};
-        if (full_cursor) {
+        if (r->mode == MODE_FORMULAS) {
+            /* no cursor: a formula refresh never moves watermarks */
+        } else if (full_cursor) {
             if (!pg_run(pg,
                         "UPDATE sync_state SET full_watermark = $3, full_last_id = $4, updated_at = now() "
                         "WHERE connection_id = $1 AND sf_object = $2",

@@ -201,6 +201,23 @@ static bool sync_one(struct run *r, struct obj_run *o, struct err *e)
     if (!lock_object(r, o->sf_object, e))
         return false;
     locked = true;
+    r->o = o;
+    if (r->mode == MODE_FORMULAS) {
+        /* only the mapped calculated fields are re-read; an object without any costs the describe only */
+        if (!sync_describe_calc(r, o, e))
+            goto out;
+        if (r->deferred) {
+            ok = true;
+            goto out;
+        }
+        if (o->ncalc == 0) {
+            log_info("sync %s: %s has no mapped formula field: nothing to refresh", r->job->message_id,
+                     o->sf_object);
+            snprintf(o->state, sizeof o->state, "done");
+            ok = true;
+            goto out;
+        }
+    }
     if (!sync_obj_prepare(r, o, e))
         goto out;
     free_scratch(r);
@@ -214,7 +231,9 @@ static bool sync_one(struct run *r, struct obj_run *o, struct err *e)
     r->o = o;
     r->buf.len = 0;
     r->rows = 0;
-    ok = r->mode == MODE_RECONCILE ? sync_reconcile_object(r, o, e) : sync_fetch_object(r, o, e);
+    ok = r->mode == MODE_RECONCILE ? sync_reconcile_object(r, o, e)
+         : r->mode == MODE_FORMULAS ? sync_formulas_object(r, o, e)
+                                    : sync_fetch_object(r, o, e);
     if (ok && !r->deferred) {
         snprintf(o->state, sizeof o->state, "done");
         log_info("sync %s: %s done: fetched %lld, inserted %lld, updated %lld, deleted %lld, unchanged %lld",
@@ -342,8 +361,6 @@ static bool handle(struct job *job, struct deps *d, struct json_object **event, 
         r.mode = MODE_INCREMENTAL;
     r.cls = r.mode == MODE_INCREMENTAL ? BUDGET_INCREMENTAL : BUDGET_BULK;
     sf_client_reset_calls(r.x->sf);
-    if (r.mode == MODE_FORMULAS)
-        return err_set(e, ERR_NOT_IMPLEMENTED, false, "sync mode \"formulas\" is not implemented yet");
 
     if (!mapping_load(d->pg, job->org_id, &r.ms, e))
         goto out;

@@ -33,6 +33,11 @@
 #define SYNC_BULK_BATCH 10000
 /* Bulk results page (maxRecords): few calls; the CSV is streamed, so this does not cost memory here */
 #define SYNC_BULK_PAGE 1000000
+/* adaptive windows: the smallest SystemModstamp window (stamps have whole seconds), the first LIMIT page
+ * inside a one-second window that still times out, and "sparse" (a window this small grows again) */
+#define SYNC_WINDOW_MIN_MS 1000
+#define SYNC_WINDOW_LIMIT 2000
+#define SYNC_WINDOW_SPARSE 1000
 /* getDeleted covers 15 days; stay a little inside */
 #define SYNC_GETDELETED_DAYS 14
 
@@ -69,6 +74,10 @@ struct obj_run {
     /* cursor of the current fetch: last committed (SystemModstamp, Id) */
     char cur_mod[40], cur_id[20];
     bool full_resume;
+    /* formulas: the mapped calculated fields (from the org's describe) */
+    char **calc;
+    size_t ncalc;
+    bool described;
 };
 
 struct run {
@@ -105,6 +114,7 @@ struct run {
 
 /* load.c */
 bool sync_obj_prepare(struct run *r, struct obj_run *o, struct err *e);
+bool sync_is_calc(const struct obj_run *o, const char *sf_field);
 void sync_obj_cleanup(struct obj_run *o);
 /* Render one record into the batch. `get(ud, i)` returns the text of select
  * column i (-3 Id, -2 SystemModstamp, -1 IsDeleted, 0.. sel) or NULL. */
@@ -123,5 +133,8 @@ long long sync_calls(const struct run *r);
 /* fetch.c */
 bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e);
 bool sync_reconcile_object(struct run *r, struct obj_run *o, struct err *e);
+/* formulas: the object's describe -> o->calc (mapped import fields with calculated: true) */
+bool sync_describe_calc(struct run *r, struct obj_run *o, struct err *e);
+bool sync_formulas_object(struct run *r, struct obj_run *o, struct err *e);
 
 #endif
