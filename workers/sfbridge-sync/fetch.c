@@ -666,8 +666,12 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
             } else {
                 k = k_good; /* one second still too much: by (SystemModstamp, Id) in LIMIT pages */
             }
-            log_info("sync %s: %s timed out%s: window %lld ms%s%ld", r->job->message_id, o->sf_object,
-                     rows > 0 ? " after some pages" : "", w, k ? ", page limit " : "", k);
+            if (k > 0)
+                log_info("sync %s: %s timed out%s: one-second window, LIMIT %ld pages", r->job->message_id,
+                         o->sf_object, rows > 0 ? " after some pages" : "", k);
+            else
+                log_info("sync %s: %s timed out%s: window split to %lld ms", r->job->message_id, o->sf_object,
+                         rows > 0 ? " after some pages" : "", w);
             continue;
         }
         if (after_split) {
