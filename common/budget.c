@@ -49,11 +49,18 @@ bool budget_allows(long long used, long long limit, int share_pct, enum budget_c
         share_pct = 80;
     if (calls < 0)
         calls = 0;
+    return used + calls <= budget_class_cap(limit, share_pct, cls);
+}
+
+long long budget_class_cap(long long limit, int share_pct, enum budget_class cls)
+{
+    if (limit <= 0)
+        return 0;
+    if (share_pct < 1 || share_pct > 100)
+        share_pct = 80;
     /* integer arithmetic: cap = limit * share% * class% (rounded down), at least 1 call */
     long long cap = limit * share_pct / 100 * budget_class_pct(cls) / 100;
-    if (cap < 1)
-        cap = 1;
-    return used + calls <= cap;
+    return cap < 1 ? 1 : cap;
 }
 
 static long long now_ms(void)

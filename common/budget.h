@@ -54,4 +54,8 @@ int budget_class_pct(enum budget_class c);
  * (unknown) = yes. */
 bool budget_allows(long long used, long long limit, int share_pct, enum budget_class cls, long long calls);
 
+/* The class's cap in calls: limit x share% x class% (rounded down, at least 1); 0 when limit <= 0.
+ * budget_allows(used, limit, share, cls, calls) == (used + calls <= cap). */
+long long budget_class_cap(long long limit, int share_pct, enum budget_class cls);
+
 #endif

@@ -145,6 +145,34 @@ static void defer(struct run *r, const struct err *why, long long retry_at_ms)
              r->retry_at_ms, why->msg);
 }
 
+/* The stored usage figure refused this run before it made any call: it may be old (the day's usage was
+ * reset since, or another replica's last figure). One GET /limits refreshes it (its Sforce-Limit-Info, and
+ * DailyApiRequests from the body). true when refreshed. */
+static bool refresh_usage(struct run *r)
+{
+    struct sf_response resp = {.records = -1};
+    struct err ce = ERR_INIT;
+    bool ok = false;
+    if (!conn_call(&r->cs, "GET", "/limits", NULL, NULL, 0, &resp, &ce)) {
+        log_info("sync %s: could not refresh the API usage: %s", r->job->message_id, ce.msg);
+        goto out;
+    }
+    struct json_object *d = resp.json ? json_get(resp.json, "DailyApiRequests") : NULL;
+    long long max = d ? json_get_int(d, "Max", -1) : -1, rem = d ? json_get_int(d, "Remaining", -1) : -1;
+    struct err fe = ERR_INIT;
+    if (!conn_flush_usage(&r->cs, &fe))
+        log_warn("could not record api usage: %s", fe.msg);
+    long long used = -1, lim = -1;
+    if (!sf_client_last_usage(r->x->sf, &used, &lim) && max > 0 && rem >= 0 &&
+        !budget_record(r->d->pg, r->cs.sf_org_id, max - rem, max, &fe))
+        log_warn("could not record api usage: %s", fe.msg);
+    log_info("sync %s: refreshed the API usage of org %s from /limits", r->job->message_id, r->cs.sf_org_id);
+    ok = true;
+out:
+    sf_response_cleanup(&resp);
+    return ok;
+}
+
 /* true = go; false + r->deferred = stop here; false + e = error */
 static bool budget_ok(struct run *r, long long calls, struct err *e)
 {
@@ -155,6 +183,15 @@ static bool budget_ok(struct run *r, long long calls, struct err *e)
     struct err be = ERR_INIT;
     if (budget_check(r->d->pg, r->d->cfg, r->job->org_id, r->cs.sf_org_id, r->cls, calls, &retry, &be))
         return true;
+    if (be.code == ERR_LIMIT_EXCEEDED && !r->usage_refreshed && sf_client_calls(r->x->sf) == 0) {
+        r->usage_refreshed = true;
+        if (refresh_usage(r)) {
+            err_clear(&be);
+            retry = 0;
+            if (budget_check(r->d->pg, r->d->cfg, r->job->org_id, r->cs.sf_org_id, r->cls, calls, &retry, &be))
+                return true;
+        }
+    }
     if (be.code == ERR_LIMIT_EXCEEDED) {
         struct err why = ERR_INIT;
         err_set(&why, ERR_LIMIT_EXCEEDED, false, "could not sync %s: %s", r->o->sf_object, be.msg);

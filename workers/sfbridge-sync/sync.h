@@ -95,6 +95,7 @@ struct run {
     long long calls_base;
     int64_t t0;
     bool deferred;
+    bool usage_refreshed; /* GET /limits once when an old figure refuses the run's first call */
     long long retry_at_ms;
     struct err defer_err;
     /* current batch */

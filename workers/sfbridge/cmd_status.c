@@ -3,8 +3,12 @@
  * (status — "connected" in green on a terminal —, instance URL, Salesforce
  * user, connected since, last refresh, last error, API usage from
  * api_usage), then the running syncs with a progress bar (fetched/total)
- * and the deferred syncs with their retry time. --watch redraws every 2 s
- * until interrupted. Never prints a token.
+ * and the deferred syncs with their retry time; then the API budget of each
+ * Salesforce org (used/limit, sfbridge's share, the cap of each request
+ * class — interactive 100%, workflow 95%, incremental 85%, bulk 70% of the
+ * share — and which classes are deferring now) and the writes deferred by
+ * the budget (write_intents with error_code LIMIT_EXCEEDED still pending).
+ * --watch redraws every 2 s until interrupted. Never prints a token.
  */
 #include <json-c/json.h>
 #include <signal.h>
@@ -13,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "cli.h"
 #include "json.h"
 #include "pg.h"
@@ -44,6 +49,93 @@ static const char *runs_sql =
     "FROM sync_runs r WHERE r.status IN ('running', 'deferred') AND ($1::text IS NULL OR r.org_id = $1) "
     "AND (r.status = 'running' OR r.finished_at IS NULL OR r.retry_at > now() - interval '1 day') "
     "ORDER BY r.status DESC, r.started_at";
+
+/* one row per (org, Salesforce org) with a usage figure; share NULL = the configured default */
+static const char *budget_sql =
+    "SELECT DISTINCT c.org_id, c.sf_org_id, u.used, u.api_limit, " TS("u.as_of") ", "
+    "COALESCE(o.api_budget_pct::text, '') FROM connections c JOIN api_usage u ON u.sf_org_id = c.sf_org_id "
+    "LEFT JOIN organizations o ON o.org_id = c.org_id WHERE ($1::text IS NULL OR c.org_id = $1) "
+    "ORDER BY c.org_id, c.sf_org_id";
+
+static const char *writes_sql =
+    "SELECT w.request_id::text, w.org_id, w.connection_id::text, count(*), " TS("min(w.created_at)") ", "
+    "COALESCE(max(w.error_message), '') FROM write_intents w WHERE w.error_code = 'LIMIT_EXCEEDED' "
+    "AND w.state IN ('pending', 'sent') AND ($1::text IS NULL OR w.org_id = $1) "
+    "GROUP BY w.request_id, w.org_id, w.connection_id ORDER BY min(w.created_at)";
+
+static const enum budget_class classes[] = {BUDGET_INTERACTIVE, BUDGET_WORKFLOW, BUDGET_INCREMENTAL, BUDGET_BULK};
+
+static int share_of(const struct cli *cli, const char *pct)
+{
+    if (pct && *pct)
+        return (int)strtol(pct, NULL, 10);
+    return cli->cfg.api_budget_share > 0 ? cli->cfg.api_budget_share : 80;
+}
+
+static void print_budgets(const struct cli *cli, struct pg_res *b, struct pg_res *w)
+{
+    const char *red = cli->color ? "\033[31m" : "", *reset = cli->color ? "\033[0m" : "";
+    if (pg_res_rows(b) > 0)
+        printf("\napi budget\n");
+    for (int i = 0; i < pg_res_rows(b); i++) {
+        long long used = strtoll(pg_res_get(b, i, 2), NULL, 10), lim = strtoll(pg_res_get(b, i, 3), NULL, 10);
+        int share = share_of(cli, pg_res_get(b, i, 5));
+        printf("  org %s  salesforce org %s  used %lld / %lld as of %s  share %d%% = %lld calls\n", pg_res_get(b, i, 0),
+               pg_res_get(b, i, 1), used, lim, pg_res_get(b, i, 4), share, lim * share / 100);
+        printf("   ");
+        for (size_t k = 0; k < sizeof classes / sizeof classes[0]; k++) {
+            long long cap = budget_class_cap(lim, share, classes[k]);
+            bool spent = used >= cap;
+            printf(" %s %s%lld/%lld%s%s", budget_class_name(classes[k]), spent ? red : "", used < cap ? used : cap,
+                   cap, spent ? " deferring" : "", spent ? reset : "");
+        }
+        printf("\n");
+    }
+    if (pg_res_rows(w) > 0)
+        printf("\ndeferred writes\n");
+    for (int i = 0; i < pg_res_rows(w); i++)
+        printf("  %s  %s  connection %s  %s operation(s) since %s  (%s)\n", pg_res_get(w, i, 0), pg_res_get(w, i, 1),
+               pg_res_get(w, i, 2), pg_res_get(w, i, 3), pg_res_get(w, i, 4), pg_res_get(w, i, 5));
+}
+
+static void budgets_json(const struct cli *cli, struct json_object *root, struct pg_res *b, struct pg_res *w)
+{
+    struct json_object *arr = json_object_new_array(), *writes = json_object_new_array();
+    for (int i = 0; i < pg_res_rows(b); i++) {
+        long long used = strtoll(pg_res_get(b, i, 2), NULL, 10), lim = strtoll(pg_res_get(b, i, 3), NULL, 10);
+        int share = share_of(cli, pg_res_get(b, i, 5));
+        struct json_object *o = json_object_new_object(), *caps = json_object_new_object(),
+                           *deferring = json_object_new_array();
+        json_add_str(o, "org_id", pg_res_get(b, i, 0));
+        json_add_str(o, "sf_org_id", pg_res_get(b, i, 1));
+        json_add_int(o, "used", used);
+        json_add_int(o, "limit", lim);
+        json_add_str(o, "as_of", nz(pg_res_get(b, i, 4)));
+        json_add_int(o, "share_pct", share);
+        json_add_int(o, "budget", lim * share / 100);
+        for (size_t k = 0; k < sizeof classes / sizeof classes[0]; k++) {
+            long long cap = budget_class_cap(lim, share, classes[k]);
+            json_add_int(caps, budget_class_name(classes[k]), cap);
+            if (used >= cap)
+                json_object_array_add(deferring, json_object_new_string(budget_class_name(classes[k])));
+        }
+        json_object_object_add(o, "caps", caps);
+        json_object_object_add(o, "deferring", deferring);
+        json_object_array_add(arr, o);
+    }
+    for (int i = 0; i < pg_res_rows(w); i++) {
+        struct json_object *o = json_object_new_object();
+        json_add_str(o, "request_id", pg_res_get(w, i, 0));
+        json_add_str(o, "org_id", pg_res_get(w, i, 1));
+        json_add_str(o, "connection_id", pg_res_get(w, i, 2));
+        json_add_int(o, "operations", strtoll(pg_res_get(w, i, 3), NULL, 10));
+        json_add_str(o, "since", nz(pg_res_get(w, i, 4)));
+        json_add_str(o, "error_message", nz(pg_res_get(w, i, 5)));
+        json_object_array_add(writes, o);
+    }
+    json_object_object_add(root, "budgets", arr);
+    json_object_object_add(root, "deferred_writes", writes);
+}
 
 static void bar(char *out, size_t cap, long long done, long long total)
 {
@@ -118,7 +210,7 @@ static void print_text(const struct cli *cli, struct pg_res *c, struct pg_res *r
     }
 }
 
-static void print_json(struct pg_res *c, struct pg_res *r)
+static void print_json(const struct cli *cli, struct pg_res *c, struct pg_res *r, struct pg_res *b, struct pg_res *w)
 {
     struct json_object *root = json_object_new_object(), *conns = json_object_new_array(),
                        *runs = json_object_new_array();
@@ -168,6 +260,7 @@ static void print_json(struct pg_res *c, struct pg_res *r)
     }
     json_object_object_add(root, "connections", conns);
     json_object_object_add(root, "syncs", runs);
+    budgets_json(cli, root, b, w);
     printf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
     json_object_put(root);
 }
@@ -177,7 +270,7 @@ static int show(struct cli *cli, struct pg *db, const char *org)
     struct err e = ERR_INIT;
     const char *p[1] = {org};
     int rc = 1;
-    struct pg_res *r = NULL, *c = pg_exec(db, conn_sql, 1, p, &e);
+    struct pg_res *r = NULL, *b = NULL, *w = NULL, *c = pg_exec(db, conn_sql, 1, p, &e);
     if (!c) {
         cli_fail("could not read connections: %s", e.msg);
         goto out;
@@ -187,14 +280,28 @@ static int show(struct cli *cli, struct pg *db, const char *org)
         cli_fail("could not read sync runs: %s", e.msg);
         goto out;
     }
-    if (cli->json)
-        print_json(c, r);
-    else
+    b = pg_exec(db, budget_sql, 1, p, &e);
+    if (!b) {
+        cli_fail("could not read the api budgets: %s", e.msg);
+        goto out;
+    }
+    w = pg_exec(db, writes_sql, 1, p, &e);
+    if (!w) {
+        cli_fail("could not read deferred writes: %s", e.msg);
+        goto out;
+    }
+    if (cli->json) {
+        print_json(cli, c, r, b, w);
+    } else {
         print_text(cli, c, r);
+        print_budgets(cli, b, w);
+    }
     rc = org && pg_res_rows(c) == 0 ? 2 : 0;
 out:
     pg_res_free(&c);
     pg_res_free(&r);
+    pg_res_free(&b);
+    pg_res_free(&w);
     return rc;
 }
 
