@@ -205,3 +205,59 @@ Test(it_formulas, formula_refresh_makes_stale_rollup_fresh, .timeout = 180)
     cr_assert_eq(it_stop(w, 30000), 0);
     it_sfsim_stop(&sim);
 }
+
+/* Above SFBRIDGE_BULK_THRESHOLD the refresh reads the rest with a Bulk job (Id + calculated fields, by Id) */
+Test(it_formulas, formula_refresh_through_bulk, .timeout = 180)
+{
+    struct it_env env;
+    it_env_init(&env);
+    struct it_sfsim sim;
+    const char *args[] = {"--seed-accounts", "3000", "--seed-opportunities", "100", "--quiet", NULL};
+    it_sfsim_start(&env, &sim, args);
+    char conn[37], id[37], sql[512], file[128];
+    its_connection(&env, &sim, "acme", conn);
+    snprintf(file, sizeof file, "/tmp/it_formulas_b_%d.json", (int)getpid());
+    FILE *f = fopen(file, "w");
+    cr_assert(f);
+    fputs(mapping_json, f);
+    fclose(f);
+    its_import(&env, "acme", file);
+    unlink(file);
+    const char *extra[] = {"SFBRIDGE_TOKEN_KEY=" ITS_TOKEN_KEY, "SFBRIDGE_BULK_THRESHOLD=1000", NULL};
+    pid_t w = it_spawn(&env, "sfbridge-sync", extra, "sync-formulas-bulk");
+    its_request(&env, "acme", conn, "full", "[\"Account\", \"Opportunity\"]", id);
+    struct json_object *ev = its_completion(&env, id, 1, 60000);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+    /* the account with the highest Id (read by the Bulk part) gets a new open opportunity */
+    char *last = it_sql(&env, "SELECT max(salesforce_id) FROM companies");
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"Name\": \"Late deal\", \"StageName\": \"Prospecting\", \"CloseDate\": \"2027-06-30\", "
+             "\"Amount\": 777000, \"AccountId\": \"%s\"}",
+             last);
+    long st = 0;
+    free(its_sim(&sim, "POST", "/__sim/records/Opportunity", body, &st));
+    cr_assert(st == 200 || st == 201, "create opportunity: %ld", st);
+    double fresh = sim_number(&sim, "Account", last, "Open_Pipeline__c");
+    free(its_sim(&sim, "DELETE", "/__sim/requests", NULL, &st));
+    its_request(&env, "acme", conn, "formulas", "[\"Account\"]", id);
+    ev = its_completion(&env, id, 2, 60000);
+    const char *txt = json_object_to_json_string(ev);
+    fprintf(stderr, "formulas through bulk: %s\n", txt);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "fetched"), 3000, "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "updated"), 1, "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "unchanged"), 2999, "%s", txt);
+    json_object_put(ev);
+    cr_assert_eq(its_sim_requests(&sim, "/jobs/query", NULL) > 0, 1, "a Bulk query job was used");
+    snprintf(sql, sizeof sql,
+             "SELECT (attributes->>'open_pipeline')::numeric = %.2f FROM companies WHERE salesforce_id = '%s'", fresh,
+             last);
+    char *eq = it_sql(&env, sql);
+    cr_assert_str_eq(eq, "t", "fresh through the Bulk part (%.2f)", fresh);
+    free(eq);
+    free(last);
+    cr_assert_eq(it_stop(w, 30000), 0);
+    it_sfsim_stop(&sim);
+}

@@ -198,3 +198,44 @@ Test(it_windows, skewed_100k_in_one_minute_exact_counts, .timeout = 300)
     cr_assert_eq(it_stop(w, 30000), 0);
     it_sfsim_stop(&sim);
 }
+
+/* A failed Bulk job splits the window too; the records it would have read come in smaller windows */
+Test(it_windows, failed_bulk_job_splits_the_window, .timeout = 180)
+{
+    struct it_env env;
+    it_env_init(&env);
+    struct it_sfsim sim;
+    const char *args[] = {"--seed-accounts", "6000", "--quiet", NULL};
+    it_sfsim_start(&env, &sim, args);
+    char conn[37], id[37], sql[512], file[128];
+    its_connection(&env, &sim, "acme", conn);
+    snprintf(file, sizeof file, "/tmp/it_windows_b_%d.json", (int)getpid());
+    FILE *f = fopen(file, "w");
+    cr_assert(f);
+    fputs(mapping_json, f);
+    fclose(f);
+    its_import(&env, "acme", file);
+    unlink(file);
+    long st = 0;
+    free(its_sim(&sim, "POST", "/__sim/faults", "{\"bulk_fail_next\": 1}", &st));
+    cr_assert_eq(st, 200);
+    const char *extra[] = {"SFBRIDGE_TOKEN_KEY=" ITS_TOKEN_KEY, "SFBRIDGE_BULK_THRESHOLD=1000", NULL};
+    pid_t w = it_spawn(&env, "sfbridge-sync", extra, "sync-windows-bulk");
+    its_request(&env, "acme", conn, "full", NULL, id);
+    struct json_object *ev = its_completion(&env, id, 1, 120000);
+    const char *txt = json_object_to_json_string(ev);
+    fprintf(stderr, "full sync with a failed Bulk job: %d bulk job requests, %s\n",
+            its_sim_requests(&sim, "/jobs/query", NULL), txt);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "fetched"), 6000, "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "inserted"), 6000, "%s", txt);
+    cr_assert_eq(its_count(ev, "Account", "unchanged"), 0, "%s", txt);
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM companies"), 6000);
+    snprintf(sql, sizeof sql,
+             "SELECT COALESCE(window_seconds, 0) FROM sync_state WHERE connection_id = '%s' AND sf_object = 'Account'",
+             conn);
+    cr_assert_gt(it_sql_long(&env, sql), 0, "the window that worked is remembered");
+    json_object_put(ev);
+    cr_assert_eq(it_stop(w, 30000), 0);
+    it_sfsim_stop(&sim);
+}

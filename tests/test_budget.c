@@ -31,3 +31,24 @@ Test(budget_unit, unknown_and_edge_figures)
     cr_assert_eq(budget_class_pct(BUDGET_BULK), 70);
     cr_assert_str_eq(budget_class_name(BUDGET_INCREMENTAL), "incremental");
 }
+
+Test(budget_unit, class_caps_match_the_rule)
+{
+    /* the it_budget figures: limit 60, share 80% -> 48 / 45 / 40 / 33 */
+    cr_assert_eq(budget_class_cap(60, 80, BUDGET_INTERACTIVE), 48);
+    cr_assert_eq(budget_class_cap(60, 80, BUDGET_WORKFLOW), 45);
+    cr_assert_eq(budget_class_cap(60, 80, BUDGET_INCREMENTAL), 40);
+    cr_assert_eq(budget_class_cap(60, 80, BUDGET_BULK), 33);
+    cr_assert_eq(budget_class_cap(0, 80, BUDGET_BULK), 0, "unknown limit");
+    cr_assert_eq(budget_class_cap(1, 80, BUDGET_BULK), 1, "at least one call");
+    cr_assert_eq(budget_class_cap(1000, 0, BUDGET_INTERACTIVE), 800, "an invalid share falls back to 80%%");
+    const enum budget_class cls[] = {BUDGET_INTERACTIVE, BUDGET_WORKFLOW, BUDGET_INCREMENTAL, BUDGET_BULK};
+    for (long long lim = 1; lim < 400; lim += 7)
+        for (int k = 0; k < 4; k++) {
+            long long cap = budget_class_cap(lim, 75, cls[k]);
+            cr_assert(budget_allows(cap - 1, lim, 75, cls[k], 1), "limit %lld class %d", lim, k);
+            cr_assert_not(budget_allows(cap, lim, 75, cls[k], 1), "limit %lld class %d", lim, k);
+            if (k > 0)
+                cr_assert_leq(cap, budget_class_cap(lim, 75, cls[k - 1]), "higher classes never get less");
+        }
+}
