@@ -10,7 +10,7 @@
  *     x-error-code and x-error headers, and gets no completion;
  *   - every "completion" message gets exactly one completion event; a failed one carries an
  *     error code and message; tenant violations fail NOT_FOUND / INTEGRATION_DISABLED /
- *     FORBIDDEN, deletes DELETE_NOT_SUPPORTED;
+ *     FORBIDDEN, deletes DELETE_NOT_SUPPORTED with an audit row (outcome refused);
  *   - nothing reaches the emulator that should not: no DELETE, no query the emulator cannot
  *     parse (a broken-out literal), no query of an unmapped object or of an injected field;
  *   - the workers are still running, and a valid job sent after the corpus is answered within
@@ -312,6 +312,21 @@ Test(it_corpus, every_bad_message_is_dead_lettered_or_failed, .timeout = 600)
         }
     }
 
+    /* every refused delete is audited (outcome refused) */
+    int delete_unaudited = 0;
+    for (int i = 0; i < n; i++) {
+        struct entry *x = &es[i];
+        if (strcmp(x->category, "delete") != 0 || (strcmp(x->code, "DELETE_NOT_SUPPORTED") && !x->op_delete_refused))
+            continue;
+        char sql[256];
+        snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome = 'refused'",
+                 x->id);
+        if (it_sql_long(&env, sql) < 1) {
+            delete_unaudited++;
+            PROBLEM("%s (%s): refused delete without an audit row", x->file, x->description);
+        }
+    }
+
     /* what reached the emulator */
     struct json_object *reqs = rel_sim_get(&sim, "/__sim/requests");
     int nreq = json_object_is_type(reqs, json_type_array) ? (int)json_object_array_length(reqs) : -1;
@@ -378,12 +393,12 @@ Test(it_corpus, every_bad_message_is_dead_lettered_or_failed, .timeout = 600)
             "identical copies %d)\n"
             "corpus: completions %d (missing %d, more than one %d, dead-lettered instead %d, failed %d, succeeded %d, "
             "failed without a clear error %d, unmatched %d)\n"
-            "corpus: tenant refusals wrong %d, deletes not refused %d; emulator requests %d, forbidden ones %d%s%s\n"
+            "corpus: tenant refusals wrong %d, deletes not refused %d, refused deletes not audited %d; emulator requests %d, forbidden ones %d%s%s\n"
             "corpus: workers alive after the corpus %d of 3; valid job answered in %lld ms (bound %d s); "
             "workers not exiting 0 %d\n",
             n, want_dlq, want_done, produced_ms, drained_ms, dlq_total, dlq_missing, dlq_no_headers, dlq_unmatched,
             dlq_but_completed, dlq_dups, done_total, done_missing, done_twice, done_dlq, failed, succeeded, unclear,
-            done_unmatched, tenant_bad, delete_bad, nreq, bad_req, bad_req_text[0] ? ": " : "", bad_req_text, alive,
+            done_unmatched, tenant_bad, delete_bad, delete_unaudited, nreq, bad_req, bad_req_text[0] ? ": " : "", bad_req_text, alive,
             valid_ms, bound_s, exits_bad);
     if (first_problem[0])
         fprintf(stderr, "corpus: first problem: %s\n", first_problem);
@@ -397,6 +412,7 @@ Test(it_corpus, every_bad_message_is_dead_lettered_or_failed, .timeout = 600)
     cr_expect_eq(unclear, 0, "failed completions without a clear error");
     cr_expect_eq(tenant_bad, 0, "tenant violations not refused (%s)", first_problem);
     cr_expect_eq(delete_bad, 0, "deletes not refused (%s)", first_problem);
+    cr_expect_eq(delete_unaudited, 0, "refused deletes without an audit row (%s)", first_problem);
     cr_expect_eq(bad_req, 0, "forbidden requests reached the emulator: %s", bad_req_text);
     cr_expect_eq(alive, 3, "a worker died during the corpus");
     cr_expect(valid_ms >= 0, "a valid job after the corpus was not answered within %d s", bound_s);
