@@ -1,6 +1,7 @@
 /*
  * Crash harness (issue 7 item 1): the rig, the emulator, CHAOS_REPLICAS (2) replicas
- * of each worker (sync, write, token) in one consumer group per worker, and a steady
+ * of each worker (sync, write, token in one consumer group per kind; the scheduler, which
+ * publishes an incremental sync per connection every 10 s, with leader election), and a steady
  * stream of sync.requested and record.write jobs for 3 orgs; a random worker is
  * SIGKILLed at a random moment and restarted, CHAOS_KILLS times (5 here in make test,
  * 50 with `make chaos`). Then it checks what a user would check:
@@ -14,6 +15,7 @@
  *     same Platform_Id__c)                                                         = 0
  *   missing audit rows (a record written to Salesforce without its audit row)     = 0
  *   writes reported succeeded but absent from the emulator                        = 0
+ *   scheduled syncs without exactly one completion                                = 0
  * and, once the sync worker is real, that a final full sync leaves PostgreSQL with
  * the emulator's contacts. The figures go to stderr and to $CHAOS_REPORT
  * (default build/test-logs/chaos-report.txt).
@@ -32,7 +34,7 @@
 #include "kafka.h"
 
 #define NORGS 3
-#define MAXW 16
+#define MAXW 24
 
 struct job_rec {
     char id[37];
@@ -222,15 +224,22 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
         char user[32];
         snprintf(user, sizeof user, "user-%d", i);
         rel_connect(&env, sim.url, orgs[i], user, conns[i], NULL);
+        /* the scheduler publishes an incremental sync of each connection every 10 s */
+        char sql[256];
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO schedules (connection_id, kind, interval_seconds, next_run_at) "
+                 "VALUES ('%s', 'incremental', 10, now())",
+                 conns[i]);
+        it_sql_ok(&env, sql);
     }
 
     struct wproc w[MAXW];
     int nw = 0;
-    const char *bins[3] = {"sfbridge-sync", "sfbridge-write", "sfbridge-token"};
-    const char *labels[3] = {"chaos-sync", "chaos-write", "chaos-token"};
+    const char *bins[4] = {"sfbridge-sync", "sfbridge-write", "sfbridge-token", "sfbridge-scheduler"};
+    const char *labels[4] = {"chaos-sync", "chaos-write", "chaos-token", "chaos-sched"};
     /* one consumer group per worker kind, as deployed: replicas of a kind share it */
-    char groups[3][128];
-    for (int b = 0; b < 3; b++) {
+    char groups[4][128];
+    for (int b = 0; b < 4; b++) {
         snprintf(groups[b], sizeof groups[b], "SFBRIDGE_GROUP_ID=%s-%s", env.group, bins[b]);
         for (int r = 0; r < replicas; r++) {
             w[nw].bin = bins[b];
@@ -301,8 +310,36 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     int fanswered = tally(&env, finals, NORGS, 120000, &fextra);
 
     int bad_exit = 0;
+    /* the scheduled jobs: every sync.requested the schedulers published, each answered once */
     for (int i = 0; i < nw; i++)
-        if (it_stop(w[i].pid, 30000) != 0)
+        if (!strcmp(w[i].bin, "sfbridge-scheduler")) {
+            if (it_stop(w[i].pid, 30000) != 0)
+                bad_exit++;
+            w[i].pid = 0;
+        }
+    struct it_msgs reqs;
+    it_consume(&env, "sync.requested", 1 << 30, 5000, 0, &reqs);
+    struct job_rec *sched = calloc((size_t)reqs.n + 1, sizeof *sched);
+    int nsched = 0;
+    for (int i = 0; i < reqs.n; i++) {
+        struct err pe = ERR_INIT;
+        struct json_object *rq = json_parse(reqs.m[i].payload, reqs.m[i].len, &pe);
+        const char *by = rq ? json_get_str(rq, "requested_by") : NULL;
+        const char *mid = rq ? json_get_str(rq, "message_id") : NULL;
+        if (by && mid && !strcmp(by, "scheduler") && !find_job(sched, nsched, mid))
+            snprintf(sched[nsched++].id, sizeof sched[0].id, "%s", mid);
+        json_object_put(rq);
+    }
+    it_msgs_free(&reqs);
+    int sextra = 0;
+    int sanswered = nsched ? tally(&env, sched, nsched, 120000, &sextra) : 0;
+    int sched_not_one = 0;
+    for (int i = 0; i < nsched; i++)
+        if (sched[i].distinct != 1)
+            sched_not_one++;
+    free(sched);
+    for (int i = 0; i < nw; i++)
+        if (w[i].pid && it_stop(w[i].pid, 30000) != 0)
             bad_exit++;
     long long elapsed = mono_ms() - t0;
 
@@ -399,16 +436,17 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
              "chaos: seed %u, runs 1, kills %d, replicas %d per worker, messages %d (sync %d, write %d), %lld s\n"
              "chaos: lost %d (no completion) + %d (no processed_messages row)\n"
              "chaos: messages without exactly one completion %d; identical re-emitted completions %d; "
-             "unrelated events %d\n"
+             "events answering other requests (the scheduled syncs) %d\n"
              "chaos: duplicated rows %lld, duplicated salesforce records %d, missing audit rows %d, "
              "writes succeeded but absent in salesforce %d (writes succeeded %d of %d)\n"
              "chaos: syncs succeeded %d of %d; other outcomes (not NOT_IMPLEMENTED placeholders) %d%s%s; "
              "NOT_IMPLEMENTED completions %d; workers not exiting 0 on SIGTERM %d\n"
+             "chaos: scheduled syncs (scheduler replicas killed too) %d, answered %d, without exactly one completion %d\n"
              "chaos: final state: %s\n",
              seed, done_kills, replicas, njobs, njobs - nwrites, nwrites, elapsed / 1000, lost, lost_pm < 0 ? 0 : lost_pm,
              not_one, reemits, extra, dup_rows, dup_sf, missing_audit, missing_sf, write_ok, nwrites,
              sync_ok, njobs - nwrites, job_failed, first_failure[0] ? ": first " : "", first_failure, not_implemented,
-             bad_exit, state);
+             bad_exit, nsched, sanswered, sched_not_one, state);
     fputs(report, stderr);
     const char *rpath = getenv("CHAOS_REPORT") ? getenv("CHAOS_REPORT") : "build/test-logs/chaos-report.txt";
     FILE *f = fopen(rpath, "w");
@@ -424,6 +462,8 @@ Test(it_chaos, sigkill_random_workers, .timeout = 3000)
     cr_expect_eq(dup_sf, 0, "duplicated Salesforce records: %d", dup_sf);
     cr_expect_eq(missing_audit, 0, "missing audit rows: %d", missing_audit);
     cr_expect_eq(missing_sf, 0, "writes reported succeeded but absent in Salesforce: %d", missing_sf);
+    cr_expect(nsched >= NORGS, "the schedulers published %d syncs, expected at least one per connection", nsched);
+    cr_expect_eq(sched_not_one, 0, "scheduled syncs without exactly one completion: %d", sched_not_one);
     cr_expect_eq(state_mismatch, 0, "final state: %s", state);
     cr_expect_eq(job_failed, 0, "jobs that did not succeed: %d (%s)", job_failed, first_failure);
     cr_expect_eq(bad_exit, 0, "workers must drain and exit 0 on SIGTERM");
