@@ -457,7 +457,7 @@ static bool run_window(struct run *r, struct obj_run *o, const struct qspec *qs,
     struct sf_query *q = NULL;
     char *soql = NULL;
     bool ok = false, to_bulk = false;
-    long long f0 = o->fetched;
+    long long f0 = o->fetched, win_total = -1;
     *split = false;
     if (!(soql = soql_for(r, o, qs, e)))
         return false;
@@ -492,6 +492,7 @@ static bool run_window(struct run *r, struct obj_run *o, const struct qspec *qs,
         }
         if (pageno++ == 0) {
             long long t = sf_query_total(q);
+            win_total = t;
             if (set_total)
                 o->total = o->fetched + (t >= 0 ? t : 0);
             if (qs->limit == 0 && t > r->d->cfg->bulk_threshold && !done)
@@ -519,8 +520,9 @@ static bool run_window(struct run *r, struct obj_run *o, const struct qspec *qs,
         }
         if (!(soql = soql_for(r, o, &b, e)))
             goto out;
-        log_info("sync %s: %s has %lld records (threshold %d): reading the rest with a Bulk API 2.0 job",
-                 r->job->message_id, o->sf_object, o->total, r->d->cfg->bulk_threshold);
+        log_info("sync %s: %s: %lld records in this window (threshold %d): reading the rest with a Bulk API 2.0 "
+                 "job",
+                 r->job->message_id, o->sf_object, win_total, r->d->cfg->bulk_threshold);
         if (!budget_ok(r, 5, e)) {
             ok = !err_is_set(e);
             goto out;
@@ -704,11 +706,12 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
                 k = k_good; /* one second still too much: by (SystemModstamp, Id) in LIMIT pages */
             }
             if (k > 0)
-                log_info("sync %s: %s timed out%s: one-second window, LIMIT %ld pages", r->job->message_id,
-                         o->sf_object, rows > 0 ? " after some pages" : "", k);
+                log_info("sync %s: %s: the query timed out or its Bulk job failed%s: one-second window, LIMIT %ld "
+                         "pages",
+                         r->job->message_id, o->sf_object, rows > 0 ? " after some rows" : "", k);
             else
-                log_info("sync %s: %s timed out%s: window split to %lld ms", r->job->message_id, o->sf_object,
-                         rows > 0 ? " after some pages" : "", w);
+                log_info("sync %s: %s: the query timed out or its Bulk job failed%s: window split to %lld ms",
+                         r->job->message_id, o->sf_object, rows > 0 ? " after some rows" : "", w);
             continue;
         }
         if (after_split) {
@@ -726,15 +729,17 @@ bool sync_fetch_object(struct run *r, struct obj_run *o, struct err *e)
         if (rows < SYNC_WINDOW_SPARSE)
             w *= 2;
     }
+    /* also when deferred: the resumed run starts with the window that worked */
+    if (split_seen || windows > 1)
+        log_info("sync %s: %s read in %lld windows (%lld splits)%s; remembering a window of %lld ms",
+                 r->job->message_id, o->sf_object, windows, splits, r->deferred ? " before the deferral" : "",
+                 split_seen ? (good_w > 0 ? good_w : w) : st.window_ms);
+    if (split_seen && !save_window(r, o, good_w > 0 ? good_w : w, e))
+        goto out;
     if (r->deferred) {
         ok = true;
         goto out;
     }
-    if (split_seen || windows > 1)
-        log_info("sync %s: %s read in %lld windows (%lld splits); remembering a window of %lld ms",
-                 r->job->message_id, o->sf_object, windows, splits, split_seen ? good_w : st.window_ms);
-    if (split_seen && !save_window(r, o, good_w > 0 ? good_w : SYNC_WINDOW_MIN_MS, e))
-        goto out;
     if (!full && st.wm_ms >= 0 && sync_now_ms() - st.wm_ms < (long long)SYNC_GETDELETED_DAYS * 86400000LL) {
         if (!get_deleted(r, o, st.wm_ms - SYNC_LOOKBACK_MS, e))
             goto out;
