@@ -289,12 +289,14 @@ static int pg_ctl(const char *action)
     char cmd[2048];
     if (!strcmp(action, "stop"))
         snprintf(cmd, sizeof cmd,
-                 ". '%s/state.env' && runuser -u postgres -- \"$PGBIN/pg_ctl\" -D \"$PGDATA_DIR\" -m fast -w -t 30 stop "
+                 ". '%s/state.env' && as=; [ \"$(id -u)\" = 0 ] && as='runuser -u postgres --'; "
+                 "$as \"$PGBIN/pg_ctl\" -D \"$PGDATA_DIR\" -m fast -w -t 30 stop "
                  ">/dev/null 2>&1",
                  rd);
     else
         snprintf(cmd, sizeof cmd,
-                 ". '%s/state.env' && runuser -u postgres -- \"$PGBIN/pg_ctl\" -D \"$PGDATA_DIR\" -l "
+                 ". '%s/state.env' && as=; [ \"$(id -u)\" = 0 ] && as='runuser -u postgres --'; "
+                 "$as \"$PGBIN/pg_ctl\" -D \"$PGDATA_DIR\" -l "
                  "\"$PGDATA_DIR/server.log\" -w -t 60 -o \"-p $PG_PORT -k $PGDATA_DIR -c listen_addresses=127.0.0.1 "
                  "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start "
                  ">/dev/null 2>&1",
