@@ -327,9 +327,8 @@ static void expired_event(struct run *r)
         return;
     struct json_object *ev = conn_status_event(r->job->org_id, r->job->connection_id, r->job->message_id, "expired",
                                                r->cs.expired_reason[0] ? r->cs.expired_reason : NULL, NULL);
-    struct err e = ERR_INIT;
-    if (!worker_emit(r->d, "connection.status", r->job->connection_id, ev, &e))
-        log_warn("could not emit connection.status: %s", e.msg);
+    /* stored with the run's result in the inbox: emitted after its commit, again on redelivery */
+    worker_queue_event(r->job, "connection.status", r->job->connection_id, ev);
     json_object_put(ev);
     r->cs.became_expired = false;
 }
