@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "json.h"
 #include "log.h"
+#include "metrics.h"
 #include "pg.h"
 #include "sf.h"
 
@@ -507,6 +508,9 @@ bool conn_flush_usage(struct conn_session *s, struct err *e)
         return false;
     s->usage_dirty = false;
     s->usage_flushed_ms = mono_ms();
+    if (s->usage_limit > 0)
+        metrics_gauge_l("sfbridge_api_usage_ratio", "sf_org", s->sf_org_id,
+                        (double)s->usage_used / (double)s->usage_limit);
     return true;
 }
 

@@ -14,6 +14,7 @@
 #include "json.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "sf.h"
 #include "soql.h"
 #include "sync.h"
@@ -560,6 +561,7 @@ bool sync_add_row(struct run *r, sync_get_fn get, void *ud, struct err *e)
     pg_buf_append(&r->buf, "\n", 1);
     r->rows++;
     o->fetched++;
+    metrics_count_l("sfbridge_sync_records_total", "object", o->sf_object, 1); /* rate() = records/s */
     snprintf(r->last_mod, sizeof r->last_mod, "%s", mod);
     snprintf(r->last_id, sizeof r->last_id, "%s", idc);
     ok = true;
