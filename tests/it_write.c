@@ -14,7 +14,13 @@
  *   - delete refused, zero requests; audit verify passes, then names a row
  *     edited by a superuser;
  *   - an unmapped field is an error naming it; REQUEST_LIMIT_EXCEEDED defers
- *     and the write completes once the limit is lifted.
+ *     and the write completes once the limit is lifted;
+ *   - a local mirror that fails (bad cast, salesforce_id held by another row)
+ *     keeps the outcome, audit and record.written;
+ *   - two replicas with the same request send it once;
+ *   - an org without an external-id field looks creates up by match keys,
+ *     and a retried create without match keys is OUTCOME_UNKNOWN, not resent;
+ *   - 15-character ids become 18; big whole numbers verify in the audit log.
  */
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -24,6 +30,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "crypto.h"
 #include "itlib.h"
 #include "json.h"
@@ -66,7 +73,8 @@ static const char *MAPPINGS_SQL =
     "('acme','Interaction','Name','subject','both','trim',false),"
     "('acme','Interaction','InteractionType','activity_type','both',NULL,false),"
     "('acme','Interaction','StartTime','start_time','both','datetime',false),"
-    "('acme','Interaction','Description','description','both',NULL,false);";
+    "('acme','Interaction','Description','description','both',NULL,false),"
+    "('acme','Interaction','RelatedRecordId','deal_sf_id','both',NULL,false);";
 
 static struct json_object *http_json(const char *method, const char *url, const char *body)
 {
@@ -287,7 +295,8 @@ static int bundle(char *buf, size_t cap, const char *id, const char *conn, const
         "\"links\":{\"company\":\"company\"}},"
         "{\"ref\":\"meeting\",\"object\":\"Activity\",\"action\":\"create\",\"fields\":{\"subject\":\"Intro call with "
         "%s\",\"activity_type\":\"Phone Call\",\"start_time\":\"2026-12-03T14:00:00Z\",\"description\":\"Next step: "
-        "data room.\"},\"links\":{\"company\":\"company\"}}]}",
+        "data room.\"},\"links\":{\"company\":\"company\",\"deal\":\"deal\",\"contacts\":[\"contact-1\","
+        "\"contact-2\",\"contact-3\"]}}]}",
         id, conn, company, company, company, company, aon_bad ? "" : "\"last_name\":\"Sato\",", company, company,
         company, company);
 }
@@ -349,6 +358,27 @@ Test(it_write, meeting_notes_bundle_one_composite_and_no_resend, .timeout = 240)
     cr_assert_str_eq(v, acct);
     sim_field(&w, "Interaction", "Name", "Intro call with northwind", "AccountId", v, sizeof v);
     cr_assert_str_eq(v, acct);
+    /* the interaction is linked to the new deal and to every contact (InteractionAttendee), all in the
+       one composite call counted above */
+    char deal[40], inter[40];
+    sim_field(&w, "Opportunity", "Name", "northwind Series B", "Id", deal, sizeof deal);
+    cr_assert_str_eq(json_get_str(result_of(ev, "deal"), "salesforce_id"), deal);
+    sim_field(&w, "Interaction", "Name", "Intro call with northwind", "RelatedRecordId", v, sizeof v);
+    cr_assert_str_eq(v, deal, "Interaction.RelatedRecordId is the new deal");
+    sim_field(&w, "Interaction", "Name", "Intro call with northwind", "Id", inter, sizeof inter);
+    cr_assert_str_eq(json_get_str(result_of(ev, "meeting"), "salesforce_id"), inter);
+    struct json_object *att = sim_records(&w, "InteractionAttendee", "InteractionId", inter);
+    cr_assert_eq(json_object_array_length(att), 3, "one attendee per linked contact: %s",
+                 json_object_to_json_string(att));
+    for (int i = 0; i < 3; i++) {
+        const char *cid = json_get_str(result_of(ev, refs[i]), "salesforce_id");
+        int hits = 0;
+        for (size_t k = 0; k < json_object_array_length(att); k++)
+            hits += !strcmp(json_get_str(json_object_array_get_idx(att, k), "ContactId"), cid);
+        cr_assert_eq(hits, 1, "%s (%s) must attend exactly once: %s", refs[i], cid, json_object_to_json_string(att));
+    }
+    json_object_put(att);
+    cr_assert_eq(sim_count(&w, "InteractionAttendee", NULL, NULL), 3);
     cr_assert_eq(sim_count(&w, "Account", NULL, NULL), 1);
     cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 3);
 
@@ -370,6 +400,11 @@ Test(it_write, meeting_notes_bundle_one_composite_and_no_resend, .timeout = 240)
     cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM activities WHERE salesforce_id IS NOT NULL AND "
                                      "company_id IS NOT NULL AND sf_modstamp IS NOT NULL"),
                  1, "the created interaction keeps the SystemModstamp read back");
+    snprintf(q, sizeof q, "SELECT count(*) FROM activities a JOIN deals d ON d.id = a.deal_id WHERE "
+                          "a.deal_sf_id = '%s' AND d.salesforce_id = '%s' AND cardinality(a.contact_ids) = 3 AND "
+                          "cardinality(a.contact_sf_ids) = 3",
+             deal, deal);
+    cr_assert_eq(it_sql_long(&w.env, q), 1, "the local activity is linked to the local deal and the 3 contacts");
     cr_assert_eq(sqlv(&w, "SELECT count(*) FROM write_intents WHERE request_id = '%s' AND state = 'succeeded'", id),
                  6);
 
@@ -418,6 +453,7 @@ Test(it_write, all_or_none_invalid_contact_creates_nothing, .timeout = 180)
     cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 0);
     cr_assert_eq(sim_count(&w, "Opportunity", NULL, NULL), 0);
     cr_assert_eq(sim_count(&w, "Interaction", NULL, NULL), 0);
+    cr_assert_eq(sim_count(&w, "InteractionAttendee", NULL, NULL), 0);
     cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome = 'failed'", id), 6);
     cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM contacts"), 0, "no local rows for a failed write");
     json_object_put(ev);
@@ -656,6 +692,7 @@ Test(it_write, sigkill_after_salesforce_accepted_before_commit, .timeout = 240)
     cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 3, "no duplicate contacts");
     cr_assert_eq(sim_count(&w, "Opportunity", NULL, NULL), 1);
     cr_assert_eq(sim_count(&w, "Interaction", NULL, NULL), 1);
+    cr_assert_eq(sim_count(&w, "InteractionAttendee", NULL, NULL), 3, "no duplicate attendees");
     cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 6, "one audit row per record");
     cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM companies"), 1);
     json_object_put(ev);
@@ -712,4 +749,281 @@ Test(it_write, later_sync_of_written_records_is_unchanged, .timeout = 240)
     cr_assert_eq(it_stop(sync, 30000), 0);
     free(li);
     teardown(&w);
+}
+
+/* A value that does not fit its local column, and a Salesforce id another local row already holds: the
+ * writes were accepted by Salesforce, so the outcome, the audit rows, the intents and record.written
+ * commit and say so; only the local mirror of those records is skipped (logged). */
+Test(it_write, mirror_failure_keeps_what_salesforce_did, .timeout = 180)
+{
+    struct wenv w;
+    setup(&w);
+    /* an admin mapped the integer column `employees` to a text field: Salesforce takes any text */
+    it_sql_ok(&w.env, "UPDATE field_mappings SET sf_field = 'Description', transform = NULL, direction = 'export' "
+                      "WHERE org_id = 'acme' AND sf_object = 'Account' AND platform_field = 'employees'");
+    /* a local contact A not yet in Salesforce, whose platform id a Salesforce record X already carries,
+       and X synced before as another local row B */
+    char a[37], x_fields[300], sql[800];
+    it_uuid(a);
+    snprintf(x_fields, sizeof x_fields,
+             "{\"LastName\":\"Twin\",\"Email\":\"b@mirror.example\",\"Platform_Id__c\":\"%s\"}", a);
+    char *x = sim_create(&w, "Contact", x_fields);
+    /* and a synced contact Y whose update mirrors fine (no links: the plain UPDATE of a local row) */
+    char *y = sim_create(&w, "Contact", "{\"LastName\":\"Plain\",\"Email\":\"y@mirror.example\"}");
+    char ysql[400];
+    snprintf(ysql, sizeof ysql,
+             "INSERT INTO contacts (org_id, connection_id, salesforce_id, last_name, email) VALUES "
+             "('acme', '%s', '%s', 'Plain', 'y@mirror.example')",
+             w.conn, y);
+    it_sql_ok(&w.env, ysql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO contacts (id, org_id, last_name, email) VALUES ('%s', 'acme', 'Twin', 'a@mirror.example');"
+             "INSERT INTO contacts (org_id, connection_id, salesforce_id, last_name, email) VALUES "
+             "('acme', '%s', '%s', 'Twin', 'b@mirror.example')",
+             a, w.conn, x);
+    it_sql_ok(&w.env, sql);
+
+    char id[37], buf[2048];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:1\",\"source\":\"chat\",\"operations\":["
+             "{\"ref\":\"co\",\"object\":\"Company\",\"action\":\"create\",\"fields\":{\"name\":\"Mirror Corp\","
+             "\"employees\":\"about 240\"}},"
+             "{\"ref\":\"ct\",\"object\":\"Contact\",\"action\":\"upsert\",\"match\":{\"email\":\"a@mirror.example\"},"
+             "\"fields\":{\"title\":\"CFO\"}},"
+             "{\"ref\":\"y\",\"object\":\"Contact\",\"action\":\"update\",\"id\":\"%s\",\"fields\":{\"title\":"
+             "\"CTO\"}}]}",
+             id, w.conn, y);
+    w.worker = start_writer(&w, NULL, NULL, "write-mirror");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    char acct[40], v[200];
+    sim_field(&w, "Account", "Name", "Mirror Corp", "Id", acct, sizeof acct);
+    sim_field(&w, "Account", "Name", "Mirror Corp", "Description", v, sizeof v);
+    cr_assert_str_eq(v, "about 240");
+    cr_assert_str_eq(json_get_str(result_of(ev, "co"), "salesforce_id"), acct);
+    cr_assert_str_eq(json_get_str(result_of(ev, "co"), "outcome"), "created");
+    cr_assert_str_eq(json_get_str(result_of(ev, "ct"), "salesforce_id"), x);
+    cr_assert_str_eq(json_get_str(result_of(ev, "ct"), "outcome"), "updated");
+    sim_field(&w, "Contact", "Id", x, "Title", v, sizeof v);
+    cr_assert_str_eq(v, "CFO");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND outcome IN ('created', "
+                          "'updated') AND salesforce_id IS NOT NULL",
+                      id),
+                 3, "the audit says what Salesforce did");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM write_intents WHERE request_id = '%s' AND state = 'succeeded' AND "
+                          "salesforce_id IS NOT NULL",
+                      id),
+                 3);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM contacts WHERE salesforce_id = '%s' AND title = 'CTO'", y), 1,
+                 "the other record of the same transaction is mirrored");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM processed_messages WHERE message_id = '%s'", id), 1);
+    /* the mirror was skipped: no company row, A untouched, B unchanged */
+    cr_assert_eq(it_sql_long(&w.env, "SELECT count(*) FROM companies"), 0);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM contacts WHERE id = '%s' AND salesforce_id IS NULL", a), 1);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM contacts WHERE salesforce_id = '%s'", x), 1);
+    cr_assert_eq(it_stop(w.worker, 30000), 0);
+    char path[200];
+    snprintf(path, sizeof path, "build/test-logs/write-mirror-%d.log", (int)w.worker);
+    w.worker = 0;
+    char *log = it_read_file(path);
+    cr_assert(log, "no log %s", path);
+    cr_assert(strstr(log, "could not mirror Company \\\"co\\\""), "the skipped mirror is logged: %s", path);
+    cr_assert(strstr(log, "could not mirror Contact \\\"ct\\\""), "the skipped mirror is logged: %s", path);
+    cr_assert(strstr(log, "22P02"), "the company failed its integer cast: %s", path);
+    cr_assert(strstr(log, "23505"), "the contact met the unique salesforce_id of another row: %s", path);
+    cr_assert(!strstr(log, "could not mirror Contact \\\"y\\\""), "%s", path);
+    free(log);
+    json_object_put(ev);
+    free(x);
+    free(y);
+    teardown(&w);
+}
+
+/* Two replicas get the same request at once (after a rebalance; here two consumer groups): one sends
+ * it, the other waits for it and re-emits its result. One composite call, no duplicate. */
+Test(it_write, two_replicas_send_one_request_once, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    char *li = existing_contact(&w, "tailspin");
+    char id[37], buf[8192], group[128];
+    it_uuid(id);
+    bundle(buf, sizeof buf, id, w.conn, "tailspin", false);
+    sim_post(&w, "/__sim/reset", "{}");
+    sim_post(&w, "/__sim/faults", "{\"latency_ms\":2500}"); /* both are in the handler at the same time */
+    produce(&w, buf);
+    snprintf(group, sizeof group, "%s-other", w.env.group);
+    pid_t other = start_writer(&w, NULL, group, "write-replica-b");
+    w.worker = start_writer(&w, NULL, NULL, "write-replica-a");
+    int n = 0;
+    struct json_object *ev = written(&w, 2, id, &n);
+    cr_assert_eq(n, 2, "each replica answers (%d)", n);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_eq(sim_stat(&w, "composite"), 1, "the request was sent once");
+    cr_assert_eq(sim_count(&w, "Account", NULL, NULL), 1, "no duplicate account");
+    cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 3, "no duplicate contacts");
+    cr_assert_eq(sim_count(&w, "Opportunity", NULL, NULL), 1);
+    cr_assert_eq(sim_count(&w, "Interaction", NULL, NULL), 1);
+    cr_assert_eq(sim_count(&w, "InteractionAttendee", NULL, NULL), 3);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id), 6);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM write_intents WHERE request_id = '%s' AND state = 'succeeded'", id),
+                 6);
+    char v[40];
+    sim_field(&w, "Account", "Website", "https://tailspin.example", "Platform_Id__c", v, sizeof v);
+    cr_assert_str_eq(v, json_get_str(result_of(ev, "company"), "platform_id"));
+    cr_assert_eq(it_stop(other, 30000), 0);
+    json_object_put(ev);
+    free(li);
+    teardown(&w);
+}
+
+/* An org without an external-id field: creates look for the record by their match keys first (an
+ * existing one is updated), and a retried create with no match key is not sent again. */
+Test(it_write, no_external_id_field_matches_before_create, .timeout = 240)
+{
+    struct wenv w;
+    setup(&w);
+    it_sql_ok(&w.env, "UPDATE organizations SET external_id_field = '' WHERE org_id = 'acme'");
+    char *li = sim_create(&w, "Contact", "{\"FirstName\":\"Li\",\"LastName\":\"Wei\",\"Email\":\"Li.Wei@Wingtip.example\"}");
+    char id[37], buf[4096];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:1\",\"source\":\"chat\",\"all_or_none\":false,\"operations\":["
+             "{\"ref\":\"li\",\"object\":\"Contact\",\"action\":\"create\",\"fields\":{\"last_name\":\"Wei\","
+             "\"email\":\"li.wei@wingtip.example\",\"title\":\"COO\"}},"
+             "{\"ref\":\"ana\",\"object\":\"Contact\",\"action\":\"create\",\"fields\":{\"last_name\":\"Ana\","
+             "\"email\":\"ana@wingtip.example\"}},"
+             "{\"ref\":\"co\",\"object\":\"Company\",\"action\":\"upsert\",\"match\":{\"website\":"
+             "\"https://wingtip.example\"},\"fields\":{\"name\":\"Wingtip\"}}]}",
+             id, w.conn);
+    sim_post(&w, "/__sim/reset", "{}");
+    w.worker = start_writer(&w, NULL, NULL, "write-noext");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_str_eq(json_get_str(result_of(ev, "li"), "salesforce_id"), li, "the existing contact, by email");
+    cr_assert_str_eq(json_get_str(result_of(ev, "li"), "outcome"), "updated");
+    cr_assert_str_eq(json_get_str(result_of(ev, "ana"), "outcome"), "created");
+    cr_assert_str_eq(json_get_str(result_of(ev, "co"), "outcome"), "created");
+    cr_assert_eq(sim_count(&w, "Contact", NULL, NULL), 2, "no duplicate of the existing contact");
+    char v[64];
+    sim_field(&w, "Contact", "Id", li, "Title", v, sizeof v);
+    cr_assert_str_eq(v, "COO");
+    /* one query per object and match fields, then the write */
+    cr_assert_eq(json_get_int(ev, "api_calls", -1), 3, "%s", json_object_to_json_string(ev));
+    cr_assert_eq(sim_stat(&w, "query"), 2);
+    cr_assert_eq(sim_stat(&w, NULL), 3);
+    json_object_put(ev);
+    cr_assert_eq(it_stop(w.worker, 30000), 0);
+    w.worker = 0;
+
+    /* killed right after Salesforce accepted the creates: the retry finds the company by its match key
+       and does not re-POST the interaction (it has none) */
+    char id2[37];
+    it_uuid(id2);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:1\",\"source\":\"chat\",\"all_or_none\":false,\"operations\":["
+             "{\"ref\":\"co2\",\"object\":\"Company\",\"action\":\"create\",\"fields\":{\"name\":\"Crashco\"}},"
+             "{\"ref\":\"call\",\"object\":\"Activity\",\"action\":\"create\",\"fields\":{\"subject\":\"Crash call\"},"
+             "\"links\":{\"company\":\"co2\"}}]}",
+             id2, w.conn);
+    produce(&w, buf);
+    pid_t p = start_writer(&w, "after_sf_write", NULL, "write-noext-crash");
+    int rc = it_wait(p, 90000);
+    cr_assert_eq(rc, 128 + SIGKILL, "the worker must die at the fault point (rc %d)", rc);
+    cr_assert_eq(sim_count(&w, "Account", "Name", "Crashco"), 1, "Salesforce accepted the write");
+    cr_assert_eq(sim_count(&w, "Interaction", "Name", "Crash call"), 1);
+    w.worker = start_writer(&w, NULL, NULL, "write-noext-restart");
+    int n = 0;
+    ev = written(&w, 2, id2, &n);
+    cr_assert_eq(n, 1, "one record.written");
+    cr_assert_str_eq(json_get_str(ev, "status"), "partial", "%s", json_object_to_json_string(ev));
+    struct json_object *co2 = result_of(ev, "co2");
+    cr_assert_str_eq(json_get_str(co2, "outcome"), "created", "%s", json_object_to_json_string(ev));
+    sim_field(&w, "Account", "Name", "Crashco", "Id", v, sizeof v);
+    cr_assert_str_eq(json_get_str(co2, "salesforce_id"), v);
+    struct json_object *call = result_of(ev, "call");
+    cr_assert_str_eq(json_get_str(call, "outcome"), "failed");
+    cr_assert_str_eq(json_get_str(json_get(call, "error"), "code"), "OUTCOME_UNKNOWN");
+    cr_assert(strstr(json_get_str(json_get(call, "error"), "message"), "not sent again"), "%s",
+              json_object_to_json_string(call));
+    cr_assert_eq(sim_count(&w, "Account", "Name", "Crashco"), 1, "no duplicate account");
+    cr_assert_eq(sim_count(&w, "Interaction", "Name", "Crash call"), 1, "no duplicate interaction");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s'", id2), 2);
+    json_object_put(ev);
+    free(li);
+    teardown(&w);
+}
+
+/* Salesforce ids pasted in their 15-character form are used and stored as 18 characters. */
+Test(it_write, fifteen_character_ids_become_18, .timeout = 120)
+{
+    struct wenv w;
+    setup(&w);
+    char *acct = sim_create(&w, "Account", "{\"Name\":\"Fifteen Corp\"}");
+    cr_assert_eq(strlen(acct), 18);
+    char short_id[16];
+    memcpy(short_id, acct, 15);
+    short_id[15] = '\0';
+    char id[37], buf[2048];
+    it_uuid(id);
+    snprintf(buf, sizeof buf,
+             "{\"message_id\":\"%s\",\"org_id\":\"acme\",\"connection_id\":\"%s\",\"created_at\":\"2026-12-03T17:45:00Z\","
+             "\"actor\":\"user:1\",\"source\":\"chat\",\"operations\":["
+             "{\"ref\":\"co\",\"object\":\"Company\",\"action\":\"update\",\"id\":\"%s\",\"fields\":{\"industry\":"
+             "\"Technology\"}},"
+             "{\"ref\":\"ct\",\"object\":\"Contact\",\"action\":\"create\",\"fields\":{\"last_name\":\"Fifteen\"},"
+             "\"links\":{\"company\":\"%s\"}}]}",
+             id, w.conn, short_id, short_id);
+    w.worker = start_writer(&w, NULL, NULL, "write-15");
+    produce(&w, buf);
+    struct json_object *ev = written(&w, 1, id, NULL);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_str_eq(json_get_str(result_of(ev, "co"), "salesforce_id"), acct, "reported in the 18-character form");
+    char v[64];
+    sim_field(&w, "Contact", "LastName", "Fifteen", "AccountId", v, sizeof v);
+    cr_assert_str_eq(v, acct);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM companies WHERE salesforce_id = '%s' AND industry = 'Technology'",
+                      acct),
+                 1, "the local row holds the 18-character id");
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM contacts WHERE company_sf_id = '%s' AND company_id IS NOT NULL", acct),
+                 1);
+    cr_assert_eq(sqlv(&w, "SELECT count(*) FROM audit_log WHERE request_id = '%s' AND length(salesforce_id) = 18", id),
+                 2);
+    json_object_put(ev);
+    free(acct);
+    teardown(&w);
+}
+
+/* Whole numbers beyond int64 survive the jsonb round trip of the audit log: verify passes. */
+Test(it_write, audit_verify_big_numbers, .timeout = 60)
+{
+    struct it_env env;
+    it_env_init(&env);
+    struct err e = ERR_INIT;
+    struct pg *db = pg_open(env.dsn, 5000, &e);
+    cr_assert(db, "%s", e.msg);
+    const char *docs[] = {"{\"Amount\":1e19,\"Big\":12345678901234567890,\"Huge\":1e20,\"Neg\":-1e19,\"Z\":-0.0}",
+                          "{\"Amount\":9.3e18,\"Small\":1.5e-7,\"List\":[1e19,12345678901234567890]}"};
+    for (int i = 0; i < 2; i++) {
+        struct json_object *f = json_parse(docs[i], strlen(docs[i]), &e);
+        cr_assert(f, "%s", e.msg);
+        struct audit_entry a = {NULL, NULL, "user:1", "chat", "update", "Opportunity", "Deal", "d", "006000000000001AAA",
+                                f, "updated", NULL, NULL};
+        cr_assert(pg_begin(db, &e) && audit_append(db, "acme", &a, &e) && pg_commit(db, &e), "%s", e.msg);
+        json_object_put(f);
+    }
+    pg_close(&db);
+    char cmd[1200], out[4096];
+    snprintf(cmd, sizeof cmd, "SFBRIDGE_PG_DSN='%s' %s/sfbridge audit verify 2>&1", env.dsn, env.bindir);
+    FILE *f = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    cr_assert_eq(pclose(f), 0, "verify must pass: %s", out);
+    cr_assert(strstr(out, "ok: 2 rows verified"), "%s", out);
 }

@@ -19,6 +19,11 @@
  *      marking its intents `sent`, and followed by ONE transaction with the
  *      intents' outcome, the local rows and the audit rows — plus, after the
  *      last call, processed_messages with the record.written event;
+ *   3b. an org without an external-id field: before the creates, one query
+ *      per object and match fields looks for existing records by the match
+ *      keys; a found one is updated instead, and a create an earlier attempt
+ *      already sent with no match key to look for fails OUTCOME_UNKNOWN
+ *      (match.c) — so a retry never re-POSTs blindly;
  *   4. deferral: budget exhausted or 403 REQUEST_LIMIT_EXCEEDED -> a
  *      record.written `deferred` with retry_at is emitted (once per request)
  *      and the handler returns ERR_LIMIT_EXCEEDED with job->retry_at_ms: the
@@ -253,12 +258,74 @@ fail:
     return false;
 }
 
+/* One request is handled by one worker at a time: two replicas that both got it (a rebalance, a replay
+ * group) would otherwise both send it. A session advisory lock on the request id, taken before anything
+ * is read and released on every exit (a crash releases it with the connection). Waits while another
+ * worker holds it; a stop request ends the wait (retriable: the message is redelivered). */
+#define REQUEST_LOCK_SQL "SELECT pg_try_advisory_lock(hashtextextended($1, 0))"
+#define REQUEST_UNLOCK_SQL "SELECT pg_advisory_unlock(hashtextextended($1, 0))"
+
+static bool lock_request(struct pg *pg, const char *request_id, struct err *e)
+{
+    const char *p[1] = {request_id};
+    for (int tries = 0;; tries++) {
+        struct pg_res *r = pg_exec(pg, REQUEST_LOCK_SQL, 1, p, e);
+        if (!r)
+            return false;
+        bool got = pg_res_rows(r) == 1 && !strcmp(pg_res_get(r, 0, 0), "t");
+        pg_res_free(&r);
+        if (got)
+            return true;
+        if (tries == 0)
+            log_info("record.write %s is being handled by another worker; waiting for it", request_id);
+        if (!worker_sleep_ms(100))
+            return err_set(e, ERR_INTERNAL, true, "stopping while waiting for request %s", request_id);
+    }
+}
+
+static void unlock_request(struct pg *pg, const char *request_id)
+{
+    struct err e = ERR_INIT;
+    const char *p[1] = {request_id};
+    if (pg_in_tx(pg))
+        pg_rollback(pg); /* an error path may leave an aborted transaction behind */
+    if (!pg_run(pg, REQUEST_UNLOCK_SQL, 1, p, &e))
+        log_warn("could not release the lock of request %s: %s", request_id, e.msg);
+}
+
+/* The worker that held the lock may have finished the request meanwhile: its stored result is ours. */
+static bool finished_meanwhile(struct job *job, struct deps *d, struct json_object **event, bool *found,
+                               struct err *e)
+{
+    const char *p[2] = {job->message_id, job->org_id};
+    *found = false;
+    struct pg_res *r = pg_exec(d->pg,
+                               "SELECT result::text FROM processed_messages WHERE message_id = $1 AND org_id = $2 "
+                               "AND topic = 'record.write'",
+                               2, p, e);
+    if (!r)
+        return false;
+    if (pg_res_rows(r) == 1 && !pg_res_isnull(r, 0, 0)) {
+        const char *t = pg_res_get(r, 0, 0);
+        *event = json_parse(t, strlen(t), e);
+        if (!*event) {
+            pg_res_free(&r);
+            return false;
+        }
+        *found = true;
+        job->marked = true; /* already recorded by the other worker */
+        log_info("record.write %s was finished by another worker; re-emitting its result", job->message_id);
+    }
+    pg_res_free(&r);
+    return true;
+}
+
 static bool handle(struct job *job, struct deps *d, struct json_object **event, struct err *e)
 {
     struct write_ctx *ctx = d->ctx;
     struct wmsg m;
     struct conn_session s;
-    bool opened = false, ok = false;
+    bool opened = false, ok = false, locked = false;
     memset(&m, 0, sizeof m);
     memset(&s, 0, sizeof s);
     m.msg = job->msg;
@@ -269,6 +336,16 @@ static bool handle(struct job *job, struct deps *d, struct json_object **event, 
     m.source = json_get_str(job->msg, "source");
     m.all_or_none = json_get_bool(job->msg, "all_or_none", true);
 
+    if (!lock_request(d->pg, m.request_id, e))
+        goto out;
+    locked = true;
+    bool finished = false;
+    if (!finished_meanwhile(job, d, event, &finished, e))
+        goto out;
+    if (finished) {
+        ok = true;
+        goto out;
+    }
     if (!write_plan(d->pg, &m, e) || !write_intents_load(d->pg, &m, e))
         goto out;
     const struct wop *bad = first_failure(&m);
@@ -283,6 +360,31 @@ static bool handle(struct job *job, struct deps *d, struct json_object **event, 
             goto out;
         opened = true;
         sf_client_reset_calls(ctx->sf);
+    }
+    int nq = m.ext_field ? 0 : write_match_queries(&m);
+    if (nq > 0) {
+        /* no external-id field: look for the records before creating them (match.c) */
+        long long retry_at = 0;
+        struct err be = ERR_INIT, qe = ERR_INIT;
+        if (!budget_check(d->pg, d->cfg, m.org_id, s.sf_org_id[0] ? s.sf_org_id : NULL, class_of(m.source), nq,
+                          &retry_at, &be)) {
+            if (be.code == ERR_LIMIT_EXCEEDED)
+                defer(job, d, &m, retry_at, be.msg, e);
+            else
+                *e = be;
+            goto out;
+        }
+        if (!write_match_remote(&s, &m, &qe)) {
+            if (qe.code == ERR_LIMIT_EXCEEDED)
+                defer(job, d, &m, (long long)time(NULL) * 1000 + (long long)d->cfg->defer_seconds * 1000,
+                      "Salesforce answered REQUEST_LIMIT_EXCEEDED", e);
+            else
+                *e = qe;
+            goto out;
+        }
+        bad = first_failure(&m);
+        if (m.all_or_none && bad)
+            halt_rest(&m, bad);
     }
     bool first_call = true;
     while (count_pending(&m, NULL) > 0) {
@@ -368,6 +470,8 @@ out:
             log_warn("could not record api usage: %s", fe.msg);
         conn_close(&s);
     }
+    if (locked)
+        unlock_request(d->pg, m.request_id);
     write_msg_cleanup(&m);
     return ok;
 }

@@ -62,7 +62,7 @@ static int find_ref(const struct wmsg *m, const char *ref)
     return -1;
 }
 
-/* Local row by platform id or Salesforce id: fills local (id) and sf (salesforce_id or ""). */
+/* Local row by platform id or (18-character) Salesforce id: fills local (id) and sf (salesforce_id or ""). */
 static bool local_lookup(struct pg *pg, const char *org, const char *table, const char *id, char *local,
                          size_t lcap, char *sf, size_t scap, bool *found, struct err *e)
 {
@@ -72,14 +72,6 @@ static bool local_lookup(struct pg *pg, const char *org, const char *table, cons
              "SELECT id::text, salesforce_id FROM %s WHERE org_id = $1 AND %s ORDER BY deleted_at IS NOT NULL LIMIT 1",
              table, by_uuid ? "id = $2::uuid" : "salesforce_id = $2");
     const char *p[2] = {org, id};
-    char idbuf[19];
-    if (!by_uuid && strlen(id) == 15) {
-        /* a 15-character id: the stored ids are 18 characters, the first 15 the same */
-        snprintf(sql, sizeof sql,
-                 "SELECT id::text, salesforce_id FROM %s WHERE org_id = $1 AND left(salesforce_id, 15) = $2 LIMIT 1",
-                 table);
-    }
-    (void)idbuf;
     struct pg_res *r = pg_exec(pg, sql, 2, p, e);
     if (!r)
         return false;
@@ -89,6 +81,21 @@ static bool local_lookup(struct pg *pg, const char *org, const char *table, cons
         snprintf(sf, scap, "%s", pg_res_isnull(r, 0, 1) ? "" : pg_res_get(r, 0, 1));
     }
     pg_res_free(&r);
+    return true;
+}
+
+/* A platform id as given, a Salesforce id in its 18-character form (stored and sent as such); false
+ * when it is neither. */
+static bool norm_id(const char *id, char *out, size_t cap)
+{
+    char sf[19];
+    if (json_is_uuid(id)) {
+        snprintf(out, cap, "%s", id);
+        return true;
+    }
+    if (!write_is_sfid(id) || !write_sfid18(id, sf))
+        return false;
+    snprintf(out, cap, "%s", sf);
     return true;
 }
 
@@ -140,8 +147,10 @@ static bool resolve_link(struct pg *pg, struct wmsg *m, struct wop *o, const cha
             wop_fail(o, "INVALID_LINK", "operation \"%s\" cannot link to itself", o->ref);
         return true;
     }
-    if (json_is_uuid(value) || write_is_sfid(value)) {
+    char idbuf[40];
+    if (norm_id(value, idbuf, sizeof idbuf)) {
         bool found = false;
+        value = idbuf;
         if (!local_lookup(pg, m->org_id, table, value, l->local, sizeof l->local, l->sf, sizeof l->sf, &found, e))
             return false;
         if (!found && json_is_uuid(value))
@@ -265,13 +274,14 @@ static bool plan_fields(struct wmsg *m, struct wop *o, struct json_object *match
 /* The id of an update / upsert: a platform id or a Salesforce id. */
 static bool plan_id(struct pg *pg, struct wmsg *m, struct wop *o, const char *id, struct err *e)
 {
-    char local[40] = "", sf[19] = "";
+    char local[40] = "", sf[19] = "", idbuf[40];
     bool found = false;
-    if (!json_is_uuid(id) && !write_is_sfid(id)) {
+    if (!norm_id(id, idbuf, sizeof idbuf)) {
         wop_fail(o, "INVALID_ID", "operation \"%s\": id \"%s\" is neither a platform id nor a Salesforce id", o->ref,
                  id);
         return true;
     }
+    id = idbuf;
     if (!local_lookup(pg, m->org_id, o->table, id, local, sizeof local, sf, sizeof sf, &found, e))
         return false;
     if (json_is_uuid(id)) {
@@ -307,8 +317,9 @@ static bool plan_op(struct pg *pg, struct wmsg *m, struct wop *o, struct json_ob
     struct json_object *match = json_get(op, "match"), *links = json_get(op, "links");
     if (o->act == ACT_DELETE) {
         o->kind = K_NONE;
-        if (id && write_is_sfid(id))
-            snprintf(o->sf_id, sizeof o->sf_id, "%s", id);
+        char sf[19];
+        if (id && write_is_sfid(id) && write_sfid18(id, sf))
+            snprintf(o->sf_id, sizeof o->sf_id, "%s", sf);
         wop_fail(o, "DELETE_NOT_SUPPORTED", "cannot delete %s \"%s\": sfbridge never deletes records in Salesforce",
                  o->object, id ? id : o->ref);
         o->outcome = "refused";
@@ -379,6 +390,7 @@ bool write_plan(struct pg *pg, struct wmsg *m, struct err *e)
                  : !strcmp(o->action, "update") ? ACT_UPDATE
                  : !strcmp(o->action, "upsert") ? ACT_UPSERT
                                                 : ACT_DELETE;
+        o->match = o->act == ACT_UPSERT ? json_get(op, "match") : NULL;
     }
     for (int i = 0; i < m->nops; i++)
         if (find_ref(m, m->ops[i].ref) != i)

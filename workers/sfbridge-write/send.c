@@ -74,7 +74,9 @@ static void set_success(struct wop *o, const char *id, bool created_known, bool 
     if (id && *id)
         snprintf(o->sf_id, sizeof o->sf_id, "%s", id);
     if (o->kind == K_BYID)
-        o->outcome = "updated";
+        /* a create found by its match keys after an earlier attempt of this very request was sent: most
+           likely that attempt created it */
+        o->outcome = o->matched_remote && o->prior_attempt && !o->local_id[0] ? "created" : "updated";
     else if (o->kind == K_CREATE)
         o->outcome = "created";
     else if (created_known && created)

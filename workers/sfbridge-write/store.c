@@ -122,7 +122,22 @@ bool write_intents_insert(struct pg *pg, struct wmsg *m, struct err *e)
                 11, p, e);
     for (int k = 0; k < 8; k++)
         pg_buf_free(&a[k]);
-    return ok;
+    /* what is stored wins: an intent that already existed (another worker's, or an earlier attempt's)
+       keeps its platform id, and the external id the record is upserted on must be that one */
+    if (!ok)
+        return false;
+    const char *q[1] = {m->request_id};
+    struct pg_res *r = pg_exec(pg, "SELECT ref, platform_id::text FROM write_intents WHERE request_id = $1::uuid", 1,
+                               q, e);
+    if (!r)
+        return false;
+    for (int i = 0; i < pg_res_rows(r); i++) {
+        struct wop *o = op_by_ref(m, pg_res_get(r, i, 0));
+        if (o && !pg_res_isnull(r, i, 1))
+            snprintf(o->platform_id, sizeof o->platform_id, "%s", pg_res_get(r, i, 1));
+    }
+    pg_res_free(&r);
+    return true;
 }
 
 bool write_intents_mark_sent(struct pg *pg, struct wmsg *m, struct err *e)
@@ -308,8 +323,9 @@ static bool local_row(struct pg *pg, struct wmsg *m, struct wop *o, struct err *
             st_cat(&s, "%s = %s, ", cols[i], vals[i]);
         st_cat(&s,
                "attributes = attributes || $%d::jsonb, salesforce_id = $%d, sf_modstamp = COALESCE($%d::timestamptz, "
-               "sf_modstamp), connection_id = $%d::uuid, deleted_at = NULL, updated_at = now() WHERE id = $%d::uuid",
-               p_attr, p_sf, p_ms, p_conn, p_id);
+               "sf_modstamp), connection_id = $%d::uuid, deleted_at = NULL, updated_at = now() WHERE id = $%d::uuid "
+               "AND org_id = $%d",
+               p_attr, p_sf, p_ms, p_conn, p_id, p_org);
     } else {
         int p_id = st_param(&s, o->platform_id);
         st_cat(&s, "INSERT INTO %s (id, org_id, connection_id, salesforce_id, attributes, sf_modstamp", o->table);
@@ -360,6 +376,32 @@ static bool local_id_of(struct pg *pg, struct wmsg *m, struct wop *o, struct err
 
 /* ---- outcomes ------------------------------------------------------------------------- */
 
+/* The local row of a written record, best effort: Salesforce has accepted the write, so a row that
+ * cannot be mirrored (a value that does not fit its core column, a salesforce_id another local row
+ * already holds, ...) is logged and skipped — inside a savepoint, so the intents, audit rows and
+ * record.written of this transaction still commit and say what Salesforce did; the next sync brings
+ * the record in. Only an error that spoils the transaction itself (a lost connection: retriable) is
+ * returned. */
+static bool mirror(struct pg *pg, struct wmsg *m, struct wop *o, struct err *e)
+{
+    struct err me = ERR_INIT;
+    if (!pg_run(pg, "SAVEPOINT sfbridge_mirror", 0, NULL, e))
+        return false;
+    if (local_row(pg, m, o, &me) && local_id_of(pg, m, o, &me))
+        return pg_run(pg, "RELEASE SAVEPOINT sfbridge_mirror", 0, NULL, e);
+    if (me.retriable) {
+        *e = me;
+        return false;
+    }
+    log_warn("could not mirror %s \"%s\" (Salesforce id %s) of request %s in %s: %s; the write stands, the next "
+             "sync brings the record in",
+             o->object, o->ref, o->sf_id[0] ? o->sf_id : "-", m->request_id, o->table, me.msg);
+    return pg_run(pg, "ROLLBACK TO SAVEPOINT sfbridge_mirror", 0, NULL, e) &&
+           pg_run(pg, "RELEASE SAVEPOINT sfbridge_mirror", 0, NULL, e);
+}
+
+
+
 static struct json_object *audit_fields(const struct wmsg *m, const struct wop *o)
 {
     struct json_object *f = NULL;
@@ -409,10 +451,8 @@ bool write_record_outcomes(struct pg *pg, struct wmsg *m, bool (*selected)(const
     for (int i = 0; i < n; i++) {
         struct wop *o = todo[i];
         bool good = strcmp(o->outcome, "failed") && strcmp(o->outcome, "refused");
-        if (good) {
-            if (!local_row(pg, m, o, e) || !local_id_of(pg, m, o, e))
-                goto out;
-        }
+        if (good && !mirror(pg, m, o, e))
+            goto out;
     }
     for (int i = 0; i < n; i++) {
         struct wop *o = todo[i];

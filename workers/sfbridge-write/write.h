@@ -45,6 +45,7 @@ struct wop {
     const struct object_map *om;
     const char *table;
     struct json_object *fields; /* the platform fields (borrowed from the message) */
+    struct json_object *match;  /* the upsert's match keys (borrowed from the message) or NULL */
     struct json_object *body;   /* exported Salesforce fields without links (owned) */
     enum wkind kind;
     char platform_id[40];
@@ -58,6 +59,7 @@ struct wop {
     int level;
     /* state */
     bool prior_attempt; /* an earlier attempt may have reached Salesforce */
+    bool matched_remote; /* a create turned into an update of the record found by its match keys */
     bool done;          /* has a final outcome */
     const char *outcome; /* created / updated / failed / refused */
     char err_code[64];
@@ -87,11 +89,29 @@ void write_msg_cleanup(struct wmsg *m);
 void wop_fail(struct wop *o, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 bool write_is_sfid(const char *s);
 
+/* sfid.c: a 15- or 18-character Salesforce id -> its 18-character case-safe
+ * form in out (a 15-character id gets the checksum suffix; an 18-character one
+ * gets the case of its first 15 restored from the suffix, the suffix upper
+ * case). false when `in` is not such an id (out undefined). */
+bool write_sfid18(const char *in, char out[19]);
+
 /* send.c: one call for the ops with in_call set; fills their outcomes. Returns
  * false with e only for errors of the call as a whole. */
 bool write_send_composite(struct conn_session *s, struct wmsg *m, struct err *e);
 bool write_send_collection(struct conn_session *s, struct wmsg *m, const char *sf_object, enum wkind kind,
                            struct err *e);
+
+/* match.c: orgs without an external-id field. Before the creates (kind
+ * K_CREATE) are sent, look each up in Salesforce by its match keys (the op's
+ * `match`, else the mapping's match-key fields it sets); a found record turns
+ * the op into an update of it (K_BYID, matched_remote). A create an earlier
+ * attempt already sent (prior_attempt) with no match key fails with
+ * OUTCOME_UNKNOWN instead of being sent again. Per-op lookup failures fail
+ * the op; returns false with e only for retriable errors and
+ * ERR_LIMIT_EXCEEDED. write_match_queries: an upper bound of the queries
+ * (for the budget check). */
+int write_match_queries(const struct wmsg *m);
+bool write_match_remote(struct conn_session *s, struct wmsg *m, struct err *e);
 
 /* store.c */
 bool write_intents_load(struct pg *pg, struct wmsg *m, struct err *e);
