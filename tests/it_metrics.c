@@ -361,3 +361,41 @@ Test(it_metrics, renderer_labels_and_escaping)
     cr_expect_eq(metrics_value("sfbridge_sf_calls_total", "query"), 2);
     free(t);
 }
+
+#include "it_sync_lib.h"
+
+/* A real sync against the emulator: the Salesforce, sync and budget metrics move with the run. */
+Test(it_metrics, real_sync_moves_salesforce_and_sync_metrics, .timeout = 180)
+{
+    struct it_env env;
+    it_env_init(&env);
+    struct it_sfsim sim;
+    const char *args[] = {"--seed-accounts", "50", "--seed-contacts", "0", "--seed-opportunities", "0",
+                          "--seed-interactions", "0", "--quiet", NULL};
+    it_sfsim_start(&env, &sim, args);
+    char conn[37], id[37], addr[64], base[96], key_env[120], login_env[200], metrics_env[96];
+    its_connection(&env, &sim, "acme", conn);
+    its_import(&env, "acme", "tests/demo/mappings.json");
+    int port = free_port();
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+    snprintf(base, sizeof base, "http://%s", addr);
+    snprintf(key_env, sizeof key_env, "SFBRIDGE_TOKEN_KEY=%s", ITS_TOKEN_KEY);
+    snprintf(login_env, sizeof login_env, "SF_LOGIN_URL=%s", sim.url);
+    snprintf(metrics_env, sizeof metrics_env, "SFBRIDGE_METRICS_ADDR=%s", addr);
+    const char *extra[] = {key_env, login_env, metrics_env, NULL};
+    pid_t w = it_spawn(&env, "sfbridge-sync", extra, "metrics-real-sync");
+    its_request(&env, "acme", conn, "full", "[\"Account\"]", id);
+    struct json_object *ev = its_completion(&env, id, 1, 120000);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+    char *t = scrape(base);
+    check_exposition(t);
+    cr_expect_eq(sample(t, "sfbridge_sync_records_total{object=\"Account\"}"), 50, "%s", t);
+    cr_expect_geq(sample(t, "sfbridge_sf_calls_total{endpoint=\"queryAll\"}"), 1, "%s", t);
+    cr_expect(strstr(t, "sfbridge_sf_call_duration_seconds_count{endpoint=\"queryAll\"}"), "%s", t);
+    cr_expect(strstr(t, "sfbridge_api_usage_ratio{sf_org=\"00D"), "%s", t);
+    cr_expect(strstr(t, "sfbridge_consumer_lag_messages{partition="), "%s", t);
+    free(t);
+    cr_assert_eq(it_stop(w, 30000), 0);
+    it_sfsim_stop(&sim);
+}
