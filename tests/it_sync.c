@@ -342,3 +342,63 @@ Test(it_sync, children_before_parents_link_later, .timeout = 120)
     cr_assert_eq(it_stop(w, 30000), 0);
     it_sfsim_stop(&sim);
 }
+
+/* Hard deletes (purged from the recycle bin, older than getDeleted's window) are invisible to an
+ * incremental sync; `reconcile` compares every Salesforce Id with the local ones and soft-deletes
+ * the missing rows, keeping them in place. */
+Test(it_sync, reconcile_catches_hard_deletes, .timeout = 180)
+{
+    struct it_env env;
+    it_env_init(&env);
+    struct it_sfsim sim;
+    const char *args[] = {"--seed-accounts", "300", "--seed-contacts", "0", "--seed-opportunities", "0",
+                          "--seed-interactions", "0", "--quiet", NULL};
+    it_sfsim_start(&env, &sim, args);
+    char conn[37], id[37];
+    its_connection(&env, &sim, "acme", conn);
+    its_import(&env, "acme", DEMO);
+    const char *extra[] = {"SFBRIDGE_TOKEN_KEY=" ITS_TOKEN_KEY, NULL};
+    pid_t w = it_spawn(&env, "sfbridge-sync", extra, "sync-reconcile");
+    its_request(&env, "acme", conn, "full", "[\"Account\"]", id);
+    struct json_object *ev = its_completion(&env, id, 1, 120000);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM companies WHERE deleted_at IS NULL"), 300);
+
+    /* purge 7 accounts at "Salesforce": gone even from queryAll and getDeleted */
+    char *ids = it_sql(&env, "SELECT string_agg(salesforce_id, ',') FROM (SELECT salesforce_id FROM companies "
+                             "ORDER BY salesforce_id LIMIT 7) x");
+    long st;
+    char path[160];
+    for (char *t = ids, *c; t && *t; t = c ? c + 1 : NULL) {
+        if ((c = strchr(t, ',')))
+            *c = '\0';
+        snprintf(path, sizeof path, "/__sim/records/Account/%s?hard=1", t);
+        free(its_sim(&sim, "DELETE", path, NULL, &st));
+        cr_assert(st >= 200 && st < 300, "DELETE %s: %ld", path, st);
+    }
+    free(ids);
+
+    its_request(&env, "acme", conn, "incremental", "[\"Account\"]", id);
+    ev = its_completion(&env, id, 2, 120000);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_eq(its_count(ev, "Account", "deleted"), 0, "an incremental sync cannot see a purged record");
+    json_object_put(ev);
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM companies WHERE deleted_at IS NOT NULL"), 0);
+
+    its_request(&env, "acme", conn, "reconcile", "[\"Account\"]", id);
+    ev = its_completion(&env, id, 3, 120000);
+    cr_assert_str_eq(json_get_str(ev, "status"), "succeeded", "%s", json_object_to_json_string(ev));
+    cr_assert_eq(its_count(ev, "Account", "deleted"), 7, "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM companies WHERE deleted_at IS NOT NULL"), 7);
+    cr_assert_eq(it_sql_long(&env, "SELECT count(*) FROM companies"), 300, "nothing is hard-deleted locally");
+
+    /* a second reconcile finds nothing new */
+    its_request(&env, "acme", conn, "reconcile", "[\"Account\"]", id);
+    ev = its_completion(&env, id, 4, 120000);
+    cr_assert_eq(its_count(ev, "Account", "deleted"), 0, "%s", json_object_to_json_string(ev));
+    json_object_put(ev);
+    cr_assert_eq(it_stop(w, 30000), 0);
+    it_sfsim_stop(&sim);
+}
