@@ -333,8 +333,13 @@ bool kafka_produce(struct kafka_producer *p, const char *topic, const char *key,
                 rd_kafka_poll(p->rk, 100);
         }
     }
-    if (d.err)
-        return err_set(e, ERR_KAFKA, true, "could not deliver to %s: %s", topic, rd_kafka_err2str(d.err));
+    if (d.err) {
+        /* a message the broker will never take (too large) is a permanent failure, not a retry */
+        bool permanent = d.err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                         d.err == RD_KAFKA_RESP_ERR_INVALID_MSG_SIZE ||
+                         d.err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE;
+        return err_set(e, ERR_KAFKA, !permanent, "could not deliver to %s: %s", topic, rd_kafka_err2str(d.err));
+    }
     return true;
 }
 

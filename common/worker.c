@@ -239,25 +239,44 @@ static bool inbox_lookup(struct deps *d, const struct job *job, char **topic, ch
 
 static void dead_letter(struct deps *d, const struct kafka_msg *m, const struct err *why)
 {
-    char dlq[300], part[16], off[24];
+    char dlq[300], part[16], off[24], size[24];
     snprintf(dlq, sizeof dlq, "%s.dlq", m->topic);
     snprintf(part, sizeof part, "%d", (int)m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    struct kafka_header h[5] = {{"x-error-code", err_public_code(why)},
+    snprintf(size, sizeof size, "%zu", m->len);
+    struct kafka_header h[7] = {{"x-error-code", err_public_code(why)},
                                 {"x-error", why->msg},
                                 {"x-original-topic", m->topic},
                                 {"x-original-partition", part},
-                                {"x-original-offset", off}};
+                                {"x-original-offset", off},
+                                {"x-original-size", size},
+                                {"x-truncated", "true"}};
     char key[256] = "";
     if (m->key && m->key_len < sizeof key) {
         memcpy(key, m->key, m->key_len);
         key[m->key_len] = '\0';
     }
+    const char *payload = m->payload;
+    size_t len = m->len, nh = 5;
     long backoff = 200;
     for (;;) {
         struct err e = ERR_INIT;
-        if (kafka_produce(d->producer, dlq, key[0] ? key : NULL, m->payload, m->len, h, 5, 30000, &e))
+        if (kafka_produce(d->producer, dlq, key[0] ? key : NULL, payload, len, h, nh, 30000, &e))
             break;
+        if (!e.retriable && len > 65536) {
+            /* the copy plus its headers is over the broker's size limit: keep the first 64 KiB, say so in
+             * the headers, and the original stays readable on the input topic at the offset named there */
+            log_error("could not dead-letter message %s[%d]@%lld whole: %s; dead-lettering its first 64 KiB",
+                      m->topic, (int)m->partition, (long long)m->offset, e.msg);
+            len = 65536;
+            nh = 7;
+            continue;
+        }
+        if (!e.retriable) {
+            log_error("cannot dead-letter message %s[%d]@%lld: %s; it stays on %s at that offset", m->topic,
+                      (int)m->partition, (long long)m->offset, e.msg, m->topic);
+            break;
+        }
         log_error("could not dead-letter message %s[%d]@%lld: %s; retrying", m->topic, (int)m->partition,
                   (long long)m->offset, e.msg);
         if (!worker_sleep_ms(backoff))

@@ -176,3 +176,37 @@ Test(it_foundation, bad_config_prints_every_problem, .timeout = 60)
     cr_assert(strstr(out, "SFBRIDGE_LOG_LEVEL"), "%s", out);
     cr_assert(strstr(out, "SF_LOGIN_URL"), "%s", out);
 }
+
+/* An input just under the broker's size limit whose DLQ copy (plus error headers) is over it: the
+ * worker dead-letters its first 64 KiB with x-truncated / x-original-size instead of retrying forever,
+ * and the partition keeps moving (found by the reliability harness). */
+Test(it_foundation, oversized_dead_letter_is_truncated_not_stuck, .timeout = 120)
+{
+    struct it_env env;
+    it_env_init(&env);
+    char conn[37], id[37], buf[1024];
+    org_and_connection(&env, false, conn);
+    size_t big = 1048400;
+    char *payload = malloc(big);
+    cr_assert(payload);
+    memset(payload, 'x', big);
+    payload[0] = '{';
+    it_produce(&env, "sync.requested", conn, payload, big);
+    free(payload);
+    it_uuid(id);
+    int n = sync_request(buf, sizeof buf, id, conn);
+    it_produce(&env, "sync.requested", conn, buf, (size_t)n);
+    pid_t w = it_spawn(&env, "sfbridge-sync", NULL, "sync-bigdlq");
+
+    struct it_msgs done, dlq;
+    it_consume(&env, "sync.completed", 1, 60000, 1000, &done);
+    cr_assert_eq(done.n, 1, "the message after the oversized one must be answered, got %d", done.n);
+    cr_assert_eq(it_msgs_count(&done, id), 1);
+    it_msgs_free(&done);
+    it_consume(&env, "sync.requested.dlq", 1, 30000, 1000, &dlq);
+    cr_assert_eq(dlq.n, 1, "one (truncated) dead letter, got %d", dlq.n);
+    cr_assert_eq(dlq.m[0].len, 65536, "the copy keeps the first 64 KiB, got %zu bytes", dlq.m[0].len);
+    cr_assert(dlq.m[0].error_code, "the truncated copy still names the error");
+    it_msgs_free(&dlq);
+    cr_assert_eq(it_stop(w, 30000), 0);
+}

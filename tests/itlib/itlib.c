@@ -144,7 +144,10 @@ pid_t it_spawn(const struct it_env *env, const char *bin, const char *const *ext
         setenv("SFBRIDGE_PG_DSN", env->dsn, 1);
         setenv("SFBRIDGE_KAFKA_BROKERS", env->brokers, 1);
         setenv("SFBRIDGE_TOPIC_PREFIX", env->prefix, 1);
-        setenv("SFBRIDGE_GROUP_ID", env->group, 1);
+        /* one consumer group per worker kind, as in production: kinds never rebalance each other */
+        char group[160];
+        snprintf(group, sizeof group, "%s-%s", env->group, bin);
+        setenv("SFBRIDGE_GROUP_ID", group, 1);
         setenv("SFBRIDGE_MAX_BACKOFF_MS", "2000", 0);
         setenv("SFBRIDGE_DEFER_SECONDS", "3", 0);
         for (int i = 0; extra && extra[i]; i++) {

@@ -32,7 +32,7 @@ long long it_sql_long(const struct it_env *env, const char *sql);
 void it_sql_ok(const struct it_env *env, const char *sql); /* asserts success */
 
 /* Start a binary from bindir with the test environment (DSN, brokers, prefix,
- * group) plus `extra` ("K=V", NULL-terminated, may be NULL). stderr/stdout go
+ * group "<env group>-<bin>", one per worker kind) plus `extra` ("K=V", NULL-terminated, may be NULL). stderr/stdout go
  * to build/test-logs/<label>-<pid>.log. */
 pid_t it_spawn(const struct it_env *env, const char *bin, const char *const *extra, const char *label);
 /* SIGTERM and wait; returns the exit code, 128+signal when killed, -1 on timeout. */

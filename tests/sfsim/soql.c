@@ -824,7 +824,8 @@ void sim_soql_free(struct sim_query *q)
 static bool parse_int(struct parser *ps, long *out)
 {
     struct tok *t = cur(ps);
-    if (t->t != T_NUM || t->num < 0 || t->num != floor(t->num)) {
+    /* also refuse values a long cannot hold (found by fuzzing: UB in the conversion) */
+    if (t->t != T_NUM || t->num < 0 || t->num != floor(t->num) || t->num >= 9.0e18) {
         unexpected(ps);
         return false;
     }
