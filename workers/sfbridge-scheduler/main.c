@@ -29,6 +29,7 @@
 #include "json.h"
 #include "kafka.h"
 #include "log.h"
+#include "metrics.h"
 #include "msg.h"
 #include "pg.h"
 
@@ -273,14 +274,19 @@ int main(int argc, char **argv)
         log_error("cannot start: %s", e.msg);
         goto out;
     }
+    metrics_start(s.cfg.metrics_addr, "sfbridge-scheduler");
+    metrics_set_ready(true);
     log_info("scheduler started; waiting to become leader");
     while (!stop) {
         tick(&s);
+        metrics_gauge("sfbridge_scheduler_leader", "", s.leader ? 1 : 0);
         sleep_ms(1000);
     }
     log_info("stopping");
     rc = 0;
 out:
+    metrics_set_ready(false);
+    metrics_stop();
     kafka_producer_free(&s.kp);
     pg_close(&s.lead);
     pg_close(&s.db);
