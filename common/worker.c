@@ -17,6 +17,8 @@
 #include "metrics.h"
 #include "msg.h"
 #include "pg.h"
+#include "sf.h"
+#include "conn.h"
 
 static volatile sig_atomic_t stop_flag = 0;
 
@@ -44,6 +46,16 @@ bool worker_sleep_ms(long ms)
         ms -= step;
     }
     return !stop_flag;
+}
+
+struct sf_client *worker_sf_client(const struct deps *d, struct err *e)
+{
+    struct sf_options o;
+    conn_sf_options(d->cfg, &o);
+    struct sf_client *c = sf_client_new(&o, e);
+    if (c)
+        sf_client_set_cancel(c, &stop_flag);
+    return c;
 }
 
 void worker_fault_point(const char *point)

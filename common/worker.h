@@ -134,6 +134,12 @@ const volatile sig_atomic_t *worker_stop_flag(void);
 /* Sleep up to ms, returning early (false) when stopping. */
 bool worker_sleep_ms(long ms);
 
+/* A Salesforce client configured from the environment (timeouts, CA file,
+ * retries, backoff cap) whose backoff sleeps and Bulk polls end early when
+ * the worker is asked to stop. Caller frees with sf_client_free. */
+struct sf_client;
+struct sf_client *worker_sf_client(const struct deps *d, struct err *e);
+
 /* Test fault points: when env SFBRIDGE_FAULT equals `point`, the process
  * SIGKILLs itself (used by crash tests: "after_commit", "after_sf_write"...). */
 void worker_fault_point(const char *point);

@@ -29,9 +29,7 @@ static bool init(struct deps *d, struct err *e)
     struct sync_ctx *x = calloc(1, sizeof *x);
     if (!x)
         return err_set(e, ERR_NOMEM, false, "out of memory");
-    struct sf_options o;
-    conn_sf_options(d->cfg, &o);
-    x->sf = sf_client_new(&o, e);
+    x->sf = worker_sf_client(d, e); /* stops backing off when the worker is asked to stop */
     if (!x->sf) {
         free(x);
         return false;

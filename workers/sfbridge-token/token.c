@@ -36,15 +36,13 @@ struct token_ctx {
 bool token_init(struct deps *d, struct err *e)
 {
     unsigned char key[32];
-    struct sf_options o;
     if (!conn_key(d->cfg, key, e))
         return false;
     memset(key, 0, sizeof key);
     struct token_ctx *c = calloc(1, sizeof *c);
     if (!c)
         return err_set(e, ERR_NOMEM, false, "could not allocate the token worker state");
-    conn_sf_options(d->cfg, &o);
-    c->sf = sf_client_new(&o, e);
+    c->sf = worker_sf_client(d, e); /* stops backing off when the worker is asked to stop */
     if (!c->sf) {
         free(c);
         return false;
