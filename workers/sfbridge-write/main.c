@@ -32,11 +32,25 @@
  *      keep flowing; calls already made are not repeated (their intents are
  *      final), so nothing is lost or sent twice, and the connection's later
  *      writes stay behind it in order.
+ *   5. lock errors per record: Salesforce answers UNABLE_TO_LOCK_ROW inside a
+ *      200 response too (statusCode of a collection record, errorCode of a
+ *      composite subrequest), which sf_call cannot see. After such a call the
+ *      outcomes of the other records are committed and only the locked records
+ *      are sent again (with all_or_none, the records their failure rolled back
+ *      or halted too: for a composite that is the whole composite), after a
+ *      jittered exponential backoff (base 200 ms, doubling, capped at
+ *      SFBRIDGE_MAX_BACKOFF_MS, in [d/2, d]), at most LOCK_ATTEMPTS calls in
+ *      all; each re-send is budget-checked, marks its intents sent again
+ *      (attempts + 1) and counts in api_calls. They are external-id upserts
+ *      (or creates Salesforce has just refused), so a re-send creates no
+ *      duplicate. After the last attempt they fail with UNABLE_TO_LOCK_ROW.
+ *      One audit row per record, with its final outcome.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "budget.h"
 #include "conn.h"
@@ -49,6 +63,8 @@
 
 #define COLLECTION_MAX 200
 #define COMPOSITE_MAX 25
+#define LOCK_ATTEMPTS 5       /* calls in all for records refused with UNABLE_TO_LOCK_ROW */
+#define LOCK_BACKOFF_BASE_MS 200
 
 struct write_ctx {
     struct sf_client *sf;
@@ -183,6 +199,70 @@ static bool select_collection(struct wmsg *m, const char **sf_object, enum wkind
     return true;
 }
 
+static bool is_lock(const struct wop *o) { return o->done && !strcmp(o->err_code, "UNABLE_TO_LOCK_ROW"); }
+
+static bool is_rolled_back(const struct wop *o)
+{
+    return o->done && (!strcmp(o->err_code, "ALL_OR_NONE_OPERATION_ROLLED_BACK") ||
+                       !strcmp(o->err_code, "PROCESSING_HALTED"));
+}
+
+/* After a call: when operations of it were refused with UNABLE_TO_LOCK_ROW, make them pending again
+ * for a re-send — together with the ones their failure rolled back or halted (all-or-none, or a
+ * composite subrequest that referred to them). With all_or_none, only when nothing else of the call
+ * failed (the message fails anyway). Leaves in_call set on exactly those; returns their number. */
+static int lock_resend_set(struct wmsg *m)
+{
+    int lock = 0, other = 0, n = 0;
+    for (int i = 0; i < m->nops; i++) {
+        const struct wop *o = &m->ops[i];
+        if (!o->in_call || !o->done || !strcmp(o->outcome, "created") || !strcmp(o->outcome, "updated"))
+            continue;
+        if (is_lock(o))
+            lock++;
+        else if (!is_rolled_back(o))
+            other++;
+    }
+    if (!lock || (m->all_or_none && other))
+        return 0;
+    for (int i = 0; i < m->nops; i++) {
+        struct wop *o = &m->ops[i];
+        if (o->in_call && (is_lock(o) || is_rolled_back(o))) {
+            o->done = false;
+            o->outcome = NULL;
+            o->err_code[0] = o->err_msg[0] = '\0';
+            json_object_put(o->err_fields);
+            o->err_fields = NULL;
+            n++;
+        } else {
+            o->in_call = false;
+        }
+    }
+    return n;
+}
+
+/* Jittered exponential backoff before the re-send after `attempt` calls: d = min(cap, base * 2^(attempt-1)),
+ * a wait in [d/2, d]. */
+static long lock_backoff_ms(const struct deps *d, int attempt)
+{
+    static unsigned long long rng;
+    long cap = d->cfg->max_retry_backoff_ms > 0 ? d->cfg->max_retry_backoff_ms : 30000, b = LOCK_BACKOFF_BASE_MS;
+    for (int i = 1; i < attempt && b < cap; i++)
+        b *= 2;
+    if (b > cap)
+        b = cap;
+    if (!rng) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng = ((unsigned long long)ts.tv_nsec << 20) ^ (unsigned long long)ts.tv_sec ^
+              ((unsigned long long)getpid() << 40) ^ 0x9e3779b97f4a7c15ULL;
+    }
+    rng ^= rng >> 12; /* xorshift64*: jitter only */
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return b / 2 + (long)((rng * 2685821657736338717ULL) % (unsigned long long)(b / 2 + 1));
+}
+
 static void iso_ms(long long ms, char *out, size_t cap)
 {
     time_t t = (time_t)(ms / 1000);
@@ -256,6 +336,78 @@ fail:
         m->ops[i].recorded = was[i];
     free(was);
     return false;
+}
+
+/* One call for the operations with in_call set — and its re-sends for the records Salesforce refused with
+ * UNABLE_TO_LOCK_ROW inside its answer (see 5. above). false with e: the handler stops (deferred, retriable,
+ * or a commit failed). */
+static bool send_call(struct job *job, struct deps *d, struct wmsg *m, struct conn_session *s, bool composite,
+                      const char *sf_object, enum wkind kind, struct json_object **event, struct err *e)
+{
+    for (int attempt = 1;; attempt++) {
+        long long retry_at = 0;
+        struct err be = ERR_INIT;
+        if (!budget_check(d->pg, d->cfg, m->org_id, s->sf_org_id[0] ? s->sf_org_id : NULL, class_of(m->source), 1,
+                          &retry_at, &be)) {
+            if (be.code == ERR_LIMIT_EXCEEDED)
+                return defer(job, d, m, retry_at, be.msg, e);
+            *e = be;
+            return false;
+        }
+        if (!pg_begin(d->pg, e) || !write_intents_mark_sent(d->pg, m, e) || !pg_commit(d->pg, e))
+            return false;
+        struct err ce = ERR_INIT;
+        bool sent = composite ? write_send_composite(s, m, &ce) : write_send_collection(s, m, sf_object, kind, &ce);
+        worker_fault_point("after_sf_write");
+        if (s->became_expired) {
+            struct err xe = ERR_INIT;
+            struct json_object *st =
+                conn_status_event(job->org_id, s->connection_id, job->message_id, "expired", s->expired_reason, NULL);
+            if (!worker_emit(d, "connection.status", s->connection_id, st, &xe))
+                log_warn("could not emit connection.status: %s", xe.msg);
+            json_object_put(st);
+            s->became_expired = false;
+        }
+        if (!sent) {
+            if (ce.code == ERR_LIMIT_EXCEEDED)
+                return defer(job, d, m, (long long)time(NULL) * 1000 + (long long)d->cfg->defer_seconds * 1000,
+                             "Salesforce answered REQUEST_LIMIT_EXCEEDED", e);
+            if (ce.retriable) {
+                *e = ce;
+                return false;
+            }
+            /* the call as a whole was refused: its operations failed with that error */
+            for (int i = 0; i < m->nops; i++)
+                if (m->ops[i].in_call && pending(&m->ops[i]))
+                    wop_fail(&m->ops[i], err_public_code(&ce), "%s", ce.msg);
+        }
+        if (attempt >= LOCK_ATTEMPTS)
+            return true; /* the locked records keep UNABLE_TO_LOCK_ROW */
+        int nlock = 0;
+        for (int i = 0; i < m->nops; i++)
+            nlock += m->ops[i].in_call && is_lock(&m->ops[i]);
+        if (!lock_resend_set(m))
+            return true;
+        /* a re-sent record linked to one that failed otherwise cannot be written */
+        fail_orphans(m);
+        int again = 0;
+        for (int i = 0; i < m->nops; i++) {
+            if (m->ops[i].in_call && !pending(&m->ops[i]))
+                m->ops[i].in_call = false;
+            again += m->ops[i].in_call;
+        }
+        /* what Salesforce did with the others is committed before the wait */
+        if (!commit_outcomes(job, d, m, false, event, e))
+            return false;
+        if (!again)
+            return true;
+        long ms = lock_backoff_ms(d, attempt);
+        log_warn("write %s: %d records refused with UNABLE_TO_LOCK_ROW; sending %d again in %ld ms (call %d of %d)",
+                 m->request_id, nlock, again, ms, attempt + 1, LOCK_ATTEMPTS);
+        if (!worker_sleep_ms(ms))
+            return err_set(e, ERR_INTERNAL, true, "stopping before re-sending %d records of request %s", again,
+                           m->request_id);
+    }
 }
 
 /* One request is handled by one worker at a time: two replicas that both got it (a rebalance, a replay
@@ -406,47 +558,8 @@ static bool handle(struct job *job, struct deps *d, struct json_object **event, 
             in_call += m.ops[i].in_call && pending(&m.ops[i]);
         if (!in_call)
             continue;
-        long long retry_at = 0;
-        struct err be = ERR_INIT;
-        if (!budget_check(d->pg, d->cfg, m.org_id, s.sf_org_id[0] ? s.sf_org_id : NULL, class_of(m.source), 1,
-                          &retry_at, &be)) {
-            if (be.code == ERR_LIMIT_EXCEEDED) {
-                defer(job, d, &m, retry_at, be.msg, e);
-                goto out;
-            }
-            *e = be;
+        if (!send_call(job, d, &m, &s, composite, sf_object, kind, event, e))
             goto out;
-        }
-        if (!pg_begin(d->pg, e) || !write_intents_mark_sent(d->pg, &m, e) || !pg_commit(d->pg, e))
-            goto out;
-        struct err ce = ERR_INIT;
-        bool sent = composite ? write_send_composite(&s, &m, &ce)
-                              : write_send_collection(&s, &m, sf_object, kind, &ce);
-        worker_fault_point("after_sf_write");
-        if (s.became_expired) {
-            struct err xe = ERR_INIT;
-            struct json_object *st =
-                conn_status_event(job->org_id, s.connection_id, job->message_id, "expired", s.expired_reason, NULL);
-            if (!worker_emit(d, "connection.status", s.connection_id, st, &xe))
-                log_warn("could not emit connection.status: %s", xe.msg);
-            json_object_put(st);
-            s.became_expired = false;
-        }
-        if (!sent) {
-            if (ce.code == ERR_LIMIT_EXCEEDED) {
-                defer(job, d, &m, (long long)time(NULL) * 1000 + (long long)d->cfg->defer_seconds * 1000,
-                      "Salesforce answered REQUEST_LIMIT_EXCEEDED", e);
-                goto out;
-            }
-            if (ce.retriable) {
-                *e = ce;
-                goto out;
-            }
-            /* the call as a whole was refused: its operations failed with that error */
-            for (int i = 0; i < m.nops; i++)
-                if (m.ops[i].in_call && pending(&m.ops[i]))
-                    wop_fail(&m.ops[i], err_public_code(&ce), "%s", ce.msg);
-        }
         for (int i = 0; i < m.nops; i++)
             m.ops[i].in_call = false;
         bad = first_failure(&m);
