@@ -80,9 +80,7 @@ static bool wi_init(struct deps *d, struct err *e)
         free(c);
         return false;
     }
-    struct sf_options o;
-    conn_sf_options(d->cfg, &o);
-    c->sf = sf_client_new(&o, e);
+    c->sf = worker_sf_client(d, e); /* stops backing off when the worker is asked to stop */
     if (!c->sf) {
         free(c);
         return false;
