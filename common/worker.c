@@ -347,6 +347,37 @@ static long jitter(long ms)
     return ms / 2 + (long)(random() % (ms / 2 + 1));
 }
 
+/* One message is handled by one process at a time: after a rebalance the partition's new owner can be
+ * handed a message its old owner is still working on. A session advisory lock on the message id makes
+ * the second wait; it then finds the result in the inbox and re-emits it instead of racing the first
+ * (which would otherwise fail on processed_messages and could leave a half-updated run behind). */
+static bool message_lock(struct deps *d, const char *message_id, struct err *e)
+{
+    const char *p[1] = {message_id};
+    for (int waited = 0;; waited++) {
+        struct pg_res *r = pg_exec(d->pg, "SELECT pg_try_advisory_lock(hashtextextended('sfbridge-msg:' || $1, 0))",
+                                   1, p, e);
+        if (!r)
+            return false;
+        bool got = pg_res_get(r, 0, 0) && !strcmp(pg_res_get(r, 0, 0), "t");
+        pg_res_free(&r);
+        if (got)
+            return true;
+        if (waited == 0)
+            log_info("message %s is being handled by another process; waiting for it", message_id);
+        if (!worker_sleep_ms(100))
+            return err_set(e, ERR_INTERNAL, true, "stopping while waiting for message %s", message_id);
+    }
+}
+
+static void message_unlock(struct deps *d, const char *message_id)
+{
+    const char *p[1] = {message_id};
+    if (pg_in_tx(d->pg))
+        pg_rollback(d->pg);
+    pg_run(d->pg, "SELECT pg_advisory_unlock(hashtextextended('sfbridge-msg:' || $1, 0))", 1, p, NULL);
+}
+
 /* Handle one message to completion. Returns true when its offset may be stored; false with
  * *defer_until_ms > 0 when the handler deferred it (budget exhausted). */
 static bool process(const struct worker_def *def, struct deps *d, const struct kafka_msg *m,
@@ -380,10 +411,18 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
     snprintf(key, sizeof key, "%s", job.connection_id ? job.connection_id : job.org_id);
 
     long backoff = 200;
+    bool locked = false;
     for (int attempt = 1;; attempt++) {
         err_clear(&e);
         if (!pg_ensure(d->pg, &e))
             goto retry;
+        /* (re)taken each attempt: a lost connection releases a session lock */
+        if (locked)
+            message_unlock(d, job.message_id);
+        locked = false;
+        if (!message_lock(d, job.message_id, &e))
+            goto retry;
+        locked = true;
         if (inbox_lookup(d, &job, &stored_topic, &stored, &stored_extras, &e)) {
             log_info("message %s was already processed; re-emitting its result", job.message_id);
             done = !stored || emit(d, stored_topic ? stored_topic : def->output_topic, key, stored);
@@ -486,6 +525,8 @@ static bool process(const struct worker_def *def, struct deps *d, const struct k
         stored_topic = stored = stored_extras = NULL;
     }
 out:
+    if (locked)
+        message_unlock(d, job.message_id);
     metrics_observe_ms("sfbridge_handler_duration_seconds", m->topic, now_ms() - t0);
     free(stored_topic);
     free(stored);
